@@ -1,0 +1,116 @@
+#include "control_plane/serve.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "control_plane/admin/server.h"
+#include "control_plane/store/migrate.h"
+#include "control_plane/store/store.h"
+#include "proto/log.h"
+#include "proto/node_id.h"
+#include "proto/version.h"
+
+typedef struct {
+    uv_loop_t loop;
+    uv_signal_t sigterm, sigint;
+    cp_admin_server *admin;
+} cp_node;
+
+static void on_stop_signal(uv_signal_t *h, int signum)
+{
+    cp_node *node = h->data;
+    sl_notice("received %s, stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    uv_signal_stop(&node->sigterm);
+    uv_signal_stop(&node->sigint);
+    if (node->admin) {
+        cp_admin_server_stop(node->admin);
+        node->admin = NULL;
+    }
+    uv_stop(&node->loop);
+}
+
+/* Refuses to serve a database whose schema is missing or behind, with the command to run. */
+static int check_schema(const sl_settings *s)
+{
+    char err[1024];
+    cp_store *st = cp_store_connect(s, err, sizeof(err));
+    if (!st) {
+        fprintf(stderr, "Error: %s\n", err);
+        return -1;
+    }
+    int state = cp_migrations_state(st, err, sizeof(err));
+    cp_store_close(st);
+    switch (state) {
+    case CP_SCHEMA_UP_TO_DATE:
+        return 0;
+    case CP_SCHEMA_NEEDS_BOOTSTRAP:
+        fprintf(stderr, "Error: Database needs bootstrapping.\n\n"
+                        "To start a new installation from scratch, run "
+                        "'sluice-cp migrations bootstrap'.\n");
+        return -1;
+    case CP_SCHEMA_PENDING:
+        fprintf(stderr, "Error: New migrations available; run 'sluice-cp migrations up' to "
+                        "proceed\n");
+        return -1;
+    default:
+        fprintf(stderr, "Error: cannot read the schema state: %s\n", err);
+        return -1;
+    }
+}
+
+int cp_serve(const sl_settings *s)
+{
+    char err[1024];
+    if (check_schema(s))
+        return 1;
+
+    static char node_id[37];
+    if (sl_node_id_load(sl_settings_get(s, "prefix"), node_id, err, sizeof(err))) {
+        fprintf(stderr, "Error: %s\n", err);
+        return 1;
+    }
+    static char hostname[256];
+    if (gethostname(hostname, sizeof(hostname) - 1))
+        strcpy(hostname, "localhost");
+
+    /* A peer closing a socket must surface as EPIPE on that write, not kill the process. */
+    signal(SIGPIPE, SIG_IGN);
+
+    cp_node node;
+    memset(&node, 0, sizeof(node));
+    uv_loop_init(&node.loop);
+
+    cp_admin_ctx ctx;
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.node_id = node_id;
+    ctx.hostname = hostname;
+    ctx.settings = s;
+
+    node.admin = cp_admin_server_start(&node.loop, s, &ctx, err, sizeof(err));
+    if (!node.admin) {
+        fprintf(stderr, "Error: %s\n", err);
+        uv_loop_close(&node.loop);
+        return 1;
+    }
+    uv_signal_init(&node.loop, &node.sigterm);
+    uv_signal_init(&node.loop, &node.sigint);
+    node.sigterm.data = node.sigint.data = &node;
+    uv_signal_start(&node.sigterm, on_stop_signal, SIGTERM);
+    uv_signal_start(&node.sigint, on_stop_signal, SIGINT);
+
+    sl_notice("sluice-cp %s started: node %s, admin_listen %s", SL_VERSION, node_id,
+              sl_settings_get(s, "admin_listen"));
+    uv_run(&node.loop, UV_RUN_DEFAULT);
+
+    /* Let close callbacks run, then release the loop. */
+    uv_close((uv_handle_t *)&node.sigterm, NULL);
+    uv_close((uv_handle_t *)&node.sigint, NULL);
+    uv_run(&node.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&node.loop);
+    sl_notice("sluice-cp stopped");
+    return 0;
+}

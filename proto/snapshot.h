@@ -1,0 +1,55 @@
+#ifndef SL_SNAPSHOT_H
+#define SL_SNAPSHOT_H
+
+/* A config snapshot: the whole config at one version, as the control plane sends it and the
+ * data plane caches it on disk (the same bytes in both places).
+ *
+ * Wire/disk form ("envelope"), a msgpack map:
+ *   {"type": "snapshot", "format": 1, "version": <int>, "hash": "<64 hex>",
+ *    "payload": <bin: zlib-compressed canonical bytes>}
+ * Canonical bytes, a msgpack map (what the hash covers, sha256 of exactly these bytes):
+ *   {"format": 1, "version": <int>, "<entity name>": [<entity map>...], ...}
+ *   entity names in sl_entities order, rows sorted by id, each entity's keys in schema field
+ *   order, absent/null fields encoded as nil, FOREIGN fields as {"id": "<uuid>"}.
+ * The decoder is strict and bounded (sizes, types, counts) but ignores unknown fields and
+ * unknown entity names, so a newer control plane can talk to an older data plane. */
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SL_SNAPSHOT_FORMAT 1
+#define SL_SNAPSHOT_MAX_COMPRESSED (64u * 1024 * 1024) /* default cluster_max_payload */
+#define SL_SNAPSHOT_MAX_CANONICAL (512u * 1024 * 1024)  /* decompressed bound */
+#define SL_SNAPSHOT_HASH_HEX 65                          /* 64 hex + NUL */
+
+typedef struct {
+    int64_t version;
+    char hash[SL_SNAPSHOT_HASH_HEX];
+    unsigned char *bytes; /* the envelope (malloc'd): send it, or write it to the cache */
+    size_t len;
+    size_t canonical_len; /* size before compression, for reporting */
+} sl_snapshot;
+
+/* Encodes a config object shaped like cp_store_read_config's output ({"services": [...], ...})
+ * at version. Returns 0, or -1 with err. s->bytes is owned by s (sl_snapshot_free). */
+int sl_snapshot_encode(const json_t *config, int64_t version, sl_snapshot *s, char *err,
+                       size_t errlen);
+
+/* Decodes an envelope: checks sizes (max_compressed: 0 means the default), decompresses,
+ * verifies the hash, decodes and validates every entity with the schema tables, and checks
+ * that every foreign reference resolves. On success *config is a new object shaped like the
+ * encoder's input, *version and hash (64 hex + NUL) are set. On failure returns -1, err says
+ * what is wrong, and *errors (when not NULL) may get an array of per-entity reasons
+ * [{"entity": "routes", "id": "...", "errors": {...fields...}}] (caller owns). */
+int sl_snapshot_decode(const unsigned char *bytes, size_t len, size_t max_compressed,
+                       json_t **config, int64_t *version, char hash[SL_SNAPSHOT_HASH_HEX],
+                       json_t **errors, char *err, size_t errlen);
+
+/* Reads only version and hash from an envelope, without decompressing (cheap). */
+int sl_snapshot_peek(const unsigned char *bytes, size_t len, int64_t *version,
+                     char hash[SL_SNAPSHOT_HASH_HEX]);
+
+void sl_snapshot_free(sl_snapshot *s);
+
+#endif
