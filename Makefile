@@ -50,7 +50,8 @@ all: $(BUILD)/sluice-cp $(BUILD)/sluice-dp
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	@echo "  CC    $<"
+	@$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 # llhttp is generated C from Debian's node-llhttp; its own warnings are not ours to fix.
 $(BUILD)/obj/llhttp/%.o: $(LLHTTP)/%.c
@@ -86,13 +87,16 @@ $(BUILD)/sluice-dp: $(call obj,data_plane/main.c) $(DP_LIBS)
 # Unit tests mirror source paths and link only the part they test.
 $(BUILD)/unit/proto/%: tests/unit/proto/%.c $(BUILD)/libproto.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
+	@echo "  LD    $@"
+	@$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
 $(BUILD)/unit/control_plane/%: tests/unit/control_plane/%.c $(CP_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
+	@echo "  LD    $@"
+	@$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
 $(BUILD)/unit/data_plane/%: tests/unit/data_plane/%.c $(DP_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
+	@echo "  LD    $@"
+	@$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
@@ -108,7 +112,11 @@ deps:
 	fi
 
 unit: $(UNIT_BIN)
-	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+	@for t in $(UNIT_BIN); do \
+	  out=$$($$t 2>&1); rc=$$?; \
+	  if [ $$rc = 0 ]; then echo "$$out" | grep -E '^\[  PASSED' | sed "s|^|$$t: |"; \
+	  else echo "$$out"; echo "FAILED: $$t"; exit 1; fi; \
+	done
 
 integration: all
 	SLUICE_BIN_DIR=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration

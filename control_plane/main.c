@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "control_plane/cluster/certs.h"
+#include "control_plane/config_cmd.h"
 #include "control_plane/serve.h"
 #include "control_plane/store/migrate.h"
 #include "proto/log.h"
@@ -24,6 +25,8 @@ static void usage(FILE *out)
             "                                     schema management (list exits 0 up to date,\n"
             "                                     3 needs bootstrap, 4 pending)\n"
             "  certs generate --out DIR           write cluster.crt and cluster.key for mTLS\n"
+            "  config db_import FILE              load a Kong declarative file (YAML or JSON)\n"
+            "  config db_export FILE              write the config as a declarative file\n"
             "  health                             exit 0 when this node is up and healthy\n"
             "  version                            print the version\n"
             "\n"
@@ -83,7 +86,7 @@ int main(int argc, char **argv)
     sl_settings settings;
     char err[1024];
     if (strcmp(cmd, "serve") != 0 && strcmp(cmd, "migrations") != 0 &&
-        strcmp(cmd, "health") != 0) {
+        strcmp(cmd, "health") != 0 && strcmp(cmd, "config") != 0) {
         fprintf(stderr, "Error: unknown command '%s'\n\n", cmd);
         usage(stderr);
         return 1;
@@ -102,6 +105,8 @@ int main(int argc, char **argv)
         rc = cp_serve(&settings);
     else if (strcmp(cmd, "migrations") == 0)
         rc = cp_migrations_main(argc - 1, argv + 1, &settings);
+    else if (strcmp(cmd, "config") == 0)
+        rc = cp_config_main(argc - 1, argv + 1, &settings);
     else
         rc = cp_health(&settings);
     sl_settings_free(&settings);

@@ -8,6 +8,8 @@
 #include <uv.h>
 
 #include "control_plane/admin/server.h"
+#include "control_plane/cluster/cluster.h"
+#include "control_plane/cluster/sync.h"
 #include "control_plane/store/migrate.h"
 #include "control_plane/store/store.h"
 #include "proto/log.h"
@@ -17,20 +19,41 @@
 typedef struct {
     uv_loop_t loop;
     uv_signal_t sigterm, sigint;
+    uv_timer_t stop_deadline;
     cp_admin_server *admin;
+    cp_cluster *cluster;
+    cp_sync *sync;
 } cp_node;
+
+static void on_stop_deadline(uv_timer_t *t)
+{
+    uv_stop(t->loop);
+}
 
 static void on_stop_signal(uv_signal_t *h, int signum)
 {
     cp_node *node = h->data;
     sl_notice("received %s, stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
-    uv_signal_stop(&node->sigterm);
-    uv_signal_stop(&node->sigint);
+    uv_close((uv_handle_t *)&node->sigterm, NULL);
+    uv_close((uv_handle_t *)&node->sigint, NULL);
     if (node->admin) {
         cp_admin_server_stop(node->admin);
         node->admin = NULL;
     }
-    uv_stop(&node->loop);
+    if (node->sync) {
+        cp_sync_stop(node->sync);
+        node->sync = NULL;
+    }
+    if (node->cluster) {
+        cp_cluster_stop(node->cluster);
+        node->cluster = NULL;
+    }
+    /* Everything closed above lets uv_run return; a handle that lingers must not keep the
+     * process from exiting. */
+    uv_timer_init(&node->loop, &node->stop_deadline);
+    node->stop_deadline.data = node;
+    uv_timer_start(&node->stop_deadline, on_stop_deadline, 10000, 0);
+    uv_unref((uv_handle_t *)&node->stop_deadline);
 }
 
 /* Refuses to serve a database whose schema is missing or behind, with the command to run. */
@@ -90,6 +113,27 @@ int cp_serve(const sl_settings *s)
     ctx.hostname = hostname;
     ctx.settings = s;
 
+    /* The cluster listener needs its certificate; without one the node still serves the Admin
+     * API (useful for schema work and tests), and says plainly that no data plane can join. */
+    if (sl_settings_get(s, "cluster_cert")) {
+        node.cluster = cp_cluster_start(&node.loop, s, node_id, err, sizeof(err));
+        if (!node.cluster) {
+            fprintf(stderr, "Error: %s\n", err);
+            uv_loop_close(&node.loop);
+            return 1;
+        }
+        node.sync = cp_sync_start(&node.loop, s, node.cluster, err, sizeof(err));
+        if (!node.sync) {
+            fprintf(stderr, "Error: %s\n", err);
+            return 1;
+        }
+        ctx.cluster_data_planes = cp_cluster_data_planes;
+        ctx.cluster_arg = node.cluster;
+    } else {
+        sl_warn("cluster listener disabled: cluster_cert is not set (generate one with "
+                "'sluice-cp certs generate --out DIR')");
+    }
+
     node.admin = cp_admin_server_start(&node.loop, s, &ctx, err, sizeof(err));
     if (!node.admin) {
         fprintf(stderr, "Error: %s\n", err);
@@ -104,11 +148,6 @@ int cp_serve(const sl_settings *s)
 
     sl_notice("sluice-cp %s started: node %s, admin_listen %s", SL_VERSION, node_id,
               sl_settings_get(s, "admin_listen"));
-    uv_run(&node.loop, UV_RUN_DEFAULT);
-
-    /* Let close callbacks run, then release the loop. */
-    uv_close((uv_handle_t *)&node.sigterm, NULL);
-    uv_close((uv_handle_t *)&node.sigint, NULL);
     uv_run(&node.loop, UV_RUN_DEFAULT);
     uv_loop_close(&node.loop);
     sl_notice("sluice-cp stopped");

@@ -21,7 +21,7 @@ typedef enum {
     SL_T_TIMESTAMP, /* integer seconds since the epoch, set by the store */
     SL_T_FOREIGN,   /* {"id": uuid} naming a row of entity `ref` */
     SL_T_ARRAY,     /* JSON array of `elem` */
-    SL_T_SET,       /* JSON array of `elem`, duplicates refused */
+    SL_T_SET,       /* JSON array of `elem`; duplicates dropped on validation (as Kong) */
     SL_T_MAP,       /* object: string key -> array of strings (route headers) */
     SL_T_RECORD,    /* object validated by `fields` (nested records allowed) */
     SL_T_JSON,      /* any object; validated elsewhere (plugin config: by the plugin's schema) */
@@ -41,22 +41,41 @@ enum {
 typedef struct sl_field sl_field;
 
 /* Extra check on one value (or one array element); returns NULL when fine, else a message in
- * Kong's words ("must not have a port", "should start with: /"). Static strings only. */
+ * Kong's words ("must not have a port", "should start with: /"): a static string, or a
+ * thread-local buffer valid until the next check runs on this thread (callers copy it). */
 typedef const char *(*sl_value_check)(const json_t *value);
 
 struct sl_field {
     const char *name;
     sl_type type;
-    sl_type elem;               /* ARRAY/SET element type (STRING, INTEGER, RECORD) */
-    unsigned flags;             /* SL_F_* */
-    const char *dflt;           /* default as JSON text ("80", "[\"http\",\"https\"]"); NULL: null */
-    long long min, max;         /* INTEGER range; STRING length; ARRAY length; 0,0: no bound */
-    const char *const *one_of;  /* NULL-terminated allowed strings (also for elements) */
-    sl_value_check check;       /* extra check, on the value or on each element */
-    const char *ref;            /* FOREIGN: referenced entity name ("services") */
-    const sl_field *fields;     /* RECORD (or ARRAY of RECORD): sub-fields */
+    sl_type elem;              /* ARRAY/SET element type (STRING, INTEGER, RECORD) */
+    unsigned flags;            /* SL_F_* */
+    const char *dflt;          /* default as JSON text ("80", "[\"http\",\"https\"]"); NULL: null */
+    long long min, max;        /* INTEGER range; STRING length; ARRAY length; 0,0: no bound */
+    const char *const *one_of; /* NULL-terminated allowed strings (also for elements) */
+    sl_value_check check;      /* extra check, on the value or on each element */
+    const char *ref;           /* FOREIGN: referenced entity name ("services") */
+    const sl_field *fields;    /* RECORD (or ARRAY of RECORD): sub-fields */
     size_t nfields;
 };
+
+/* How sl_schema_validate treats its input. */
+typedef enum {
+    SL_VALIDATE_JSON, /* values must have their schema types */
+    SL_VALIDATE_FORM, /* values came from a form: strings are coerced ("8080" -> 8080,
+                         "true" -> true, "/a" -> ["/a"] for arrays, "" -> null) */
+} sl_validate_mode;
+
+/* Bounds applied to every value input controls, on top of a field's own min/max (Kong has no
+ * such limits; these are generous enough for any real config):
+ *   strings: at most SL_SCHEMA_MAX_STRING bytes (fields may set a larger max, PEM fields 64 KiB);
+ *   arrays and sets: at most SL_SCHEMA_MAX_ARRAY elements unless the field sets max;
+ *   maps: at most SL_SCHEMA_MAX_MAP keys, each at most 256 bytes, values arrays of strings
+ *   under the array and string bounds. Plugin config (JSON) is bounded by the request body. */
+#define SL_SCHEMA_MAX_STRING (16 * 1024)
+#define SL_SCHEMA_MAX_PEM (64 * 1024)
+#define SL_SCHEMA_MAX_ARRAY 1000
+#define SL_SCHEMA_MAX_MAP 100
 
 typedef struct sl_entity sl_entity;
 
@@ -64,17 +83,35 @@ typedef struct sl_entity sl_entity;
  * errors (Kong puts them under fields["@entity"]). */
 typedef void (*sl_entity_check)(const sl_entity *e, const json_t *entity, json_t *errors);
 
+/* Kong's "conditional" entity checks, which blame a field as well: adds field messages to the
+ * fields object and entity messages to its "@entity" array (created when needed). */
+typedef void (*sl_entity_fields_check)(const sl_entity *e, const json_t *entity, json_t *fields);
+
+/* Runs before field validation on the raw input: expands shorthand fields (services `url`)
+ * into real ones and removes them. Adds messages to fields for a malformed shorthand. */
+typedef void (*sl_entity_prepare)(const sl_entity *e, json_t *entity, sl_validate_mode mode,
+                                  json_t *fields);
+
+/* Runs once the entity is valid: fills derived values and normalizes (targets get ":8000",
+ * ca_certificates get cert_digest, key-auth credentials get a random key when absent,
+ * basic-auth passwords are hashed unless already hashed). May add messages to fields. */
+typedef void (*sl_entity_finish)(const sl_entity *e, json_t *entity, json_t *fields);
+
 struct sl_entity {
-    const char *name;          /* table name and Admin API collection: "services", "keyauth_credentials" */
-    const char *singular;      /* "service": the foreign-key field name other entities use */
-    const char *endpoint;      /* top-level Admin API collection: "services", "key-auths" */
-    const char *nested;        /* under /consumers/{c}/: "key-auth", "basic-auth", "acls"; NULL */
-    const char *endpoint_key;  /* alternative to the id in URLs: "name", "username"; NULL */
+    const char *name; /* table name and Admin API collection: "services", "keyauth_credentials" */
+    const char *singular;     /* "service": the foreign-key field name other entities use */
+    const char *endpoint;     /* top-level Admin API collection: "services", "key-auths" */
+    const char *nested;       /* under /consumers/{c}/: "key-auth", "basic-auth", "acls"; NULL */
+    const char *endpoint_key; /* alternative to the id in URLs: "name", "username"; NULL */
     const sl_field *fields;
     size_t nfields;
     const char *const *unique_together; /* NULL-terminated field names; NULL: none */
     sl_entity_check check;
-    int export_order;          /* declarative export and snapshot order: referenced entities first */
+    int export_order; /* declarative export and snapshot order: referenced entities first */
+    sl_entity_prepare prepare;           /* NULL: none */
+    sl_entity_fields_check fields_check; /* NULL: none */
+    sl_entity_finish finish;             /* NULL: none */
+    const char *const *shorthands;       /* NULL-terminated input-only names ("url"); NULL */
 };
 
 /* Every entity, in dependency order (an entity only references earlier ones). */
@@ -89,27 +126,27 @@ const sl_entity *sl_entity_by_nested(const char *nested);
 /* The field named name, or NULL. */
 const sl_field *sl_entity_field(const sl_entity *e, const char *name);
 
-/* How sl_schema_validate treats its input. */
-typedef enum {
-    SL_VALIDATE_JSON, /* values must have their schema types */
-    SL_VALIDATE_FORM, /* values came from a form: strings are coerced ("8080" -> 8080,
-                         "true" -> true, "/a" -> ["/a"] for arrays, "" -> null) */
-} sl_validate_mode;
-
-/* Validates a complete entity in place: coerces form values, fills defaults for absent fields
- * (not for SL_F_AUTO ones), refuses unknown fields, checks types, bounds, one_of, checks and
- * entity checks. Returns 0 when valid. Otherwise returns the number of errors and sets
- * *errors to a new object shaped like Kong's "fields": {"host": "required field missing",
- * "config": {"minute": "expected an integer"}, "@entity": ["..."]}. Caller owns *errors. */
-int sl_schema_validate(const sl_entity *e, json_t *entity, sl_validate_mode mode,
-                       json_t **errors);
+/* Validates a complete entity in place: runs e->prepare (services `url`), coerces form values,
+ * fills defaults for absent fields (absent fields without a default become null; SL_F_AUTO and
+ * SL_F_TRANSIENT ones stay absent), refuses unknown fields, checks types, bounds, one_of and
+ * checks; when every field is valid, runs the entity checks; when all passed, e->finish.
+ * Returns 0 when valid. Otherwise returns the number of messages and sets *errors to a new
+ * object shaped like Kong's "fields": {"host": "required field missing", "config":
+ * {"minute": "expected an integer"}, "paths": [null, "should start with: ..."] (array errors
+ * at the element's position, null for good elements), "@entity": ["..."]}. Caller owns
+ * *errors. Validating a valid entity again leaves it unchanged (passwords stay hashed once,
+ * generated keys and digests are kept). */
+int sl_schema_validate(const sl_entity *e, json_t *entity, sl_validate_mode mode, json_t **errors);
 
 /* Same for a record of fields (plugin configs and nested records use it). */
 int sl_schema_validate_record(const sl_field *fields, size_t nfields, json_t *record,
                               sl_validate_mode mode, json_t **errors);
 
 /* Builds Kong's message for a fields object: "schema violation (host: required field missing)"
- * or "2 schema violations (host: ...; path: ...)". Caller frees the string. */
+ * or "2 schema violations (host: ...; path: ...)"; keys sorted, nested ones dotted
+ * ("config.minute: ..."), array elements by 1-based index ("paths.2: ..."), "@entity"
+ * messages bare. The count shown is the number of messages listed (count is only a hint).
+ * Caller frees the string. */
 char *sl_schema_violation_message(const json_t *errors, int count);
 
 /* Merges a partial update into an existing entity the way Kong's PATCH does: top-level

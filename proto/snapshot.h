@@ -46,6 +46,22 @@ int sl_snapshot_decode(const unsigned char *bytes, size_t len, size_t max_compre
                        json_t **config, int64_t *version, char hash[SL_SNAPSHOT_HASH_HEX],
                        json_t **errors, char *err, size_t errlen);
 
+/* Bounds the decoder enforces; a field left 0 takes the default in brackets. The data plane
+ * uses the defaults; tests use small ones to show each bound holds. */
+#define SL_SNAPSHOT_MAX_ROWS 4000000u /* rows of one entity */
+#define SL_SNAPSHOT_MAX_REASONS 100u  /* per-entity reasons returned in *errors */
+typedef struct {
+    size_t max_compressed; /* envelope bytes [SL_SNAPSHOT_MAX_COMPRESSED] */
+    size_t max_canonical;  /* decompressed bytes [SL_SNAPSHOT_MAX_CANONICAL] */
+    size_t max_rows;       /* rows of one entity [SL_SNAPSHOT_MAX_ROWS] */
+} sl_snapshot_limits;
+
+/* sl_snapshot_decode with explicit limits (NULL: all defaults). */
+int sl_snapshot_decode_limits(const unsigned char *bytes, size_t len,
+                              const sl_snapshot_limits *limits, json_t **config,
+                              int64_t *version, char hash[SL_SNAPSHOT_HASH_HEX],
+                              json_t **errors, char *err, size_t errlen);
+
 /* Reads only version and hash from an envelope, without decompressing (cheap). */
 int sl_snapshot_peek(const unsigned char *bytes, size_t len, int64_t *version,
                      char hash[SL_SNAPSHOT_HASH_HEX]);

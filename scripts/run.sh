@@ -37,7 +37,7 @@ stop_pg() { as_pg "$pgbin/pg_ctl" -D "$pgdata" -m fast -w stop >/dev/null 2>&1 |
 
 export SLUICE_PG_HOST=$pgsock SLUICE_PG_PORT=5432 SLUICE_PG_USER=sluice SLUICE_PG_DATABASE=sluice
 "$pgbin/psql" -h "$pgsock" -U sluice -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname='sluice'" |
-  grep -q 1 || "$pgbin/createdb" -h "$pgsock" -U sluice sluice
+  grep -q 1 || "$pgbin/createdb" -h "$pgsock" -U sluice -O sluice sluice
 
 "$bin/sluice-cp" migrations bootstrap
 "$bin/sluice-cp" migrations up

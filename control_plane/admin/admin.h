@@ -56,10 +56,18 @@ typedef struct cp_admin_ctx {
 int cp_admin_body_decode(const char *content_type, const char *body, size_t len, json_t **out,
                          int *form_mode, char *msg, size_t msglen);
 
-/* Decodes a query string ("size=10&offset=x&tags=a,b") into a JSON object of strings. */
+/* Decodes a query string ("size=10&offset=x&tags=a,b") into a JSON object of strings, with
+ * the form key rules above (repeated keys -> arrays). NULL query: empty object. Returns a new
+ * object (caller owns), or NULL when the query breaks a bound (more than CP_ADMIN_MAX_ARGS
+ * arguments, nesting, array index): answer 400. */
 json_t *cp_admin_query_decode(const char *query);
 
-/* Handles one request on a DB thread. Always fills resp. */
+/* The same, with the reason for a NULL result in msg ("Too many arguments"). */
+json_t *cp_admin_query_decode_msg(const char *query, char *msg, size_t msglen);
+
+/* Handles one request on a DB thread. Always fills resp. st is this thread's connection, or
+ * NULL when the database could not be reached (the thread tries again on its next request):
+ * then requests that need the database answer 500/503. */
 void cp_admin_dispatch(const cp_admin_ctx *ctx, cp_store *st, const cp_admin_request *req,
                        cp_admin_response *resp);
 

@@ -1,0 +1,129 @@
+/* GET /schemas/{entity} and POST /schemas/{entity}/validate: the shared schema tables as JSON
+ * in Kong's shape ({"fields": [{"name": {"type": ..., "required": ...}}, ...]}). */
+#include <string.h>
+
+#include "control_plane/admin/api_errors.h"
+#include "control_plane/admin/api_internal.h"
+
+static const char *type_name(sl_type t)
+{
+    switch (t) {
+    case SL_T_STRING:
+    case SL_T_UUID:
+        return "string";
+    case SL_T_INTEGER:
+    case SL_T_TIMESTAMP:
+        return "integer";
+    case SL_T_NUMBER:
+        return "number";
+    case SL_T_BOOLEAN:
+        return "boolean";
+    case SL_T_FOREIGN:
+        return "foreign";
+    case SL_T_ARRAY:
+        return "array";
+    case SL_T_SET:
+        return "set";
+    case SL_T_MAP:
+        return "map";
+    case SL_T_RECORD:
+    case SL_T_JSON:
+        return "record";
+    }
+    return "string";
+}
+
+static json_t *fields_json(const sl_field *fields, size_t n);
+
+static json_t *field_json(const sl_field *f)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "type", json_string(type_name(f->type)));
+    if (f->type == SL_T_UUID)
+        json_object_set_new(o, "uuid", json_true());
+    if (f->type == SL_T_TIMESTAMP)
+        json_object_set_new(o, "timestamp", json_true());
+    if (f->flags & SL_F_REQUIRED)
+        json_object_set_new(o, "required", json_true());
+    if (f->flags & SL_F_UNIQUE)
+        json_object_set_new(o, "unique", json_true());
+    if (f->flags & SL_F_AUTO)
+        json_object_set_new(o, "auto", json_true());
+    if (f->flags & SL_F_IMMUTABLE)
+        json_object_set_new(o, "immutable", json_true());
+    if (f->flags & SL_F_SECRET)
+        json_object_set_new(o, "referenceable", json_true());
+    if (f->type == SL_T_FOREIGN && f->ref) {
+        json_object_set_new(o, "reference", json_string(f->ref));
+        json_object_set_new(o, "on_delete",
+                            json_string(f->flags & SL_F_CASCADE ? "cascade" : "restrict"));
+    }
+    if (f->dflt) {
+        json_t *d = json_loads(f->dflt, JSON_DECODE_ANY, NULL);
+        if (d)
+            json_object_set_new(o, "default", d);
+    }
+    if (f->min || f->max) {
+        if (f->type == SL_T_INTEGER || f->type == SL_T_NUMBER) {
+            json_object_set_new(o, "between",
+                                json_pack("[I,I]", (json_int_t)f->min, (json_int_t)f->max));
+        } else if (f->type == SL_T_STRING) {
+            if (f->min)
+                json_object_set_new(o, "len_min", json_integer(f->min));
+            if (f->max)
+                json_object_set_new(o, "len_max", json_integer(f->max));
+        } else if (f->type == SL_T_ARRAY || f->type == SL_T_SET) {
+            if (f->max)
+                json_object_set_new(o, "len_max", json_integer(f->max));
+        }
+    }
+    if (f->one_of) {
+        json_t *arr = json_array();
+        for (const char *const *p = f->one_of; *p; p++)
+            json_array_append_new(arr, json_string(*p));
+        if (f->type == SL_T_ARRAY || f->type == SL_T_SET)
+            json_object_set_new(o, "elements",
+                                json_pack("{s:s,s:o}", "type", type_name(f->elem), "one_of", arr));
+        else
+            json_object_set_new(o, "one_of", arr);
+    } else if (f->type == SL_T_ARRAY || f->type == SL_T_SET) {
+        json_t *el = json_pack("{s:s}", "type", type_name(f->elem));
+        if (f->elem == SL_T_RECORD && f->fields)
+            json_object_set_new(el, "fields", fields_json(f->fields, f->nfields));
+        json_object_set_new(o, "elements", el);
+    }
+    if (f->type == SL_T_RECORD && f->fields)
+        json_object_set_new(o, "fields", fields_json(f->fields, f->nfields));
+    return o;
+}
+
+static json_t *fields_json(const sl_field *fields, size_t n)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_pack("{s:o}", fields[i].name, field_json(&fields[i])));
+    return arr;
+}
+
+void cp_api_schema_get(cp_api_call *c)
+{
+    const sl_entity *e = c->route->entity;
+    json_t *body = json_object();
+    json_object_set_new(body, "name", json_string(e->name));
+    if (e->endpoint_key)
+        json_object_set_new(body, "endpoint_key", json_string(e->endpoint_key));
+    json_object_set_new(body, "fields", fields_json(e->fields, e->nfields));
+    cp_api_reply(c->resp, 200, body);
+}
+
+void cp_api_schema_validate(cp_api_call *c)
+{
+    const sl_entity *e = c->route->entity;
+    json_t *body = NULL;
+    sl_validate_mode mode;
+    if (cp_api_read_body(c, &body, &mode) != 0)
+        return;
+    if (cp_api_validate(c, e, body, mode) == 0)
+        cp_api_message(c->resp, 200, "schema validation successful");
+    json_decref(body);
+}

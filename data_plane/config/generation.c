@@ -1,0 +1,351 @@
+#include "data_plane/config/generation.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/log.h"
+
+#define MAX_SCHEDULE 4096
+
+static const char *str(const json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+static long long num(const json_t *o, const char *k, long long dflt)
+{
+    const json_t *v = json_object_get(o, k);
+    return json_is_integer(v) ? json_integer_value(v) : dflt;
+}
+
+static int boolean(const json_t *o, const char *k, int dflt)
+{
+    const json_t *v = json_object_get(o, k);
+    return json_is_boolean(v) ? json_is_true(v) : dflt;
+}
+
+static const char *fk(const json_t *o, const char *k)
+{
+    return str(json_object_get(o, k), "id");
+}
+
+static char *dupz(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static json_t *arr(json_t *config, const char *k)
+{
+    json_t *a = json_object_get(config, k);
+    return json_is_array(a) ? a : NULL;
+}
+
+static unsigned gcd(unsigned a, unsigned b)
+{
+    while (b) {
+        unsigned t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/* Precomputes nginx's smooth weighted round-robin order, so picking is one atomic increment. */
+static int build_schedule(dp_upstream *u)
+{
+    if (!u->ntargets)
+        return 0;
+    unsigned g = 0;
+    unsigned long long total = 0;
+    for (size_t i = 0; i < u->ntargets; i++)
+        g = gcd(g, u->targets[i].weight);
+    for (size_t i = 0; i < u->ntargets; i++)
+        total += u->targets[i].weight / g;
+    double scale = total > MAX_SCHEDULE ? (double)MAX_SCHEDULE / (double)total : 1.0;
+    long long *w = calloc(u->ntargets, sizeof(long long));
+    long long *cur = calloc(u->ntargets, sizeof(long long));
+    long long sum = 0;
+    for (size_t i = 0; i < u->ntargets; i++) {
+        w[i] = (long long)((u->targets[i].weight / g) * scale);
+        if (w[i] < 1)
+            w[i] = 1;
+        sum += w[i];
+    }
+    u->schedule = malloc((size_t)sum * sizeof(uint16_t));
+    if (!w || !cur || !u->schedule) {
+        free(w);
+        free(cur);
+        return -1;
+    }
+    for (long long k = 0; k < sum; k++) {
+        size_t best = 0;
+        for (size_t i = 0; i < u->ntargets; i++) {
+            cur[i] += w[i];
+            if (cur[i] > cur[best])
+                best = i;
+        }
+        cur[best] -= sum;
+        u->schedule[k] = (uint16_t)best;
+    }
+    u->nschedule = (size_t)sum;
+    free(w);
+    free(cur);
+    return 0;
+}
+
+/* "host:port", "[v6]:port" or "host" (Kong's default target port is 8000). */
+static int parse_target(const char *t, char **host, int *port)
+{
+    const char *colon = strrchr(t, ':');
+    *port = 8000;
+    if (t[0] == '[') {
+        const char *end = strchr(t, ']');
+        if (!end)
+            return -1;
+        *host = strndup(t + 1, (size_t)(end - t - 1));
+        if (end[1] == ':')
+            *port = atoi(end + 2);
+    } else if (colon && strchr(t, ':') == colon) {
+        *host = strndup(t, (size_t)(colon - t));
+        *port = atoi(colon + 1);
+    } else {
+        *host = strdup(t);
+    }
+    return *port > 0 && *port < 65536 ? 0 : -1;
+}
+
+static int build_upstreams(dp_generation *g, json_t *config, char *err, size_t errlen)
+{
+    json_t *ups = arr(config, "upstreams"), *tg = arr(config, "targets");
+    g->nupstreams = ups ? json_array_size(ups) : 0;
+    g->upstreams = calloc(g->nupstreams + 1, sizeof(dp_upstream));
+    size_t i, k;
+    json_t *u, *t;
+    json_array_foreach(ups, i, u)
+    {
+        dp_upstream *du = &g->upstreams[i];
+        du->id = dupz(str(u, "id"));
+        du->name = dupz(str(u, "name"));
+        du->host_header = dupz(str(u, "host_header"));
+        size_t nt = 0;
+        json_array_foreach(tg, k, t) nt++;
+        du->targets = calloc(nt + 1, sizeof(dp_target));
+        json_array_foreach(tg, k, t)
+        {
+            const char *uid = fk(t, "upstream");
+            if (!uid || !du->id || strcmp(uid, du->id) != 0)
+                continue;
+            long long w = num(t, "weight", 100);
+            if (w <= 0)
+                continue;
+            dp_target *dt = &du->targets[du->ntargets];
+            const char *ts = str(t, "target");
+            if (!ts || parse_target(ts, &dt->host, &dt->port) != 0) {
+                free(dt->host);
+                snprintf(err, errlen, "targets %s: bad target '%s'", str(t, "id") ? str(t, "id") : "?",
+                         ts ? ts : "");
+                return -1;
+            }
+            dt->weight = (unsigned)(w > 65535 ? 65535 : w);
+            du->ntargets++;
+            if (du->ntargets == 65535)
+                break;
+        }
+        if (build_schedule(du) != 0) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static json_t *ca_pems(json_t *config, const json_t *ids)
+{
+    json_t *out = json_array();
+    size_t i, k;
+    json_t *id, *ca;
+    json_array_foreach(ids, i, id)
+    {
+        json_array_foreach(arr(config, "ca_certificates"), k, ca)
+        {
+            const char *cid = str(ca, "id");
+            if (cid && json_string_value(id) && strcmp(cid, json_string_value(id)) == 0 &&
+                str(ca, "cert"))
+                json_array_append_new(out, json_string(str(ca, "cert")));
+        }
+    }
+    return out;
+}
+
+static int build_services(dp_generation *g, json_t *config, char *err, size_t errlen)
+{
+    json_t *svcs = arr(config, "services");
+    g->nservices = svcs ? json_array_size(svcs) : 0;
+    g->services = calloc(g->nservices + 1, sizeof(dp_service));
+    size_t i;
+    json_t *s;
+    json_array_foreach(svcs, i, s)
+    {
+        dp_service *d = &g->services[i];
+        d->id = dupz(str(s, "id"));
+        d->name = dupz(str(s, "name"));
+        const char *proto = str(s, "protocol");
+        d->https = proto && strcmp(proto, "https") == 0;
+        d->host = dupz(str(s, "host"));
+        d->port = (int)num(s, "port", d->https ? 443 : 80);
+        d->path = dupz(str(s, "path"));
+        d->retries = (int)num(s, "retries", 5);
+        d->connect_timeout = (int)num(s, "connect_timeout", 60000);
+        d->write_timeout = (int)num(s, "write_timeout", 60000);
+        d->read_timeout = (int)num(s, "read_timeout", 60000);
+        d->tls_verify = boolean(s, "tls_verify", 0);
+        if (!d->host) {
+            snprintf(err, errlen, "services %s: no host", d->id ? d->id : "?");
+            return -1;
+        }
+        if (proto && strcmp(proto, "http") != 0 && strcmp(proto, "https") != 0) {
+            snprintf(err, errlen, "services %s: protocol '%s' is not supported by this data plane",
+                     d->id ? d->id : "?", proto);
+            return -1;
+        }
+        for (size_t k = 0; k < g->nupstreams; k++)
+            if (g->upstreams[k].name && strcmp(g->upstreams[k].name, d->host) == 0)
+                d->upstream = &g->upstreams[k];
+        if (d->https) {
+            json_t *pems = ca_pems(config, json_object_get(s, "ca_certificates"));
+            d->tls_ctx = dp_tls_client_ctx_new(d->tls_verify, pems, err, errlen);
+            json_decref(pems);
+            if (!d->tls_ctx)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+static int build_routes(dp_generation *g, json_t *config, char *err, size_t errlen)
+{
+    json_t *routes = arr(config, "routes");
+    g->nroutes = routes ? json_array_size(routes) : 0;
+    g->routes = calloc(g->nroutes + 1, sizeof(dp_route));
+    unsigned char *skip = calloc(g->nroutes + 1, 1);
+    size_t i;
+    json_t *r;
+    json_array_foreach(routes, i, r)
+    {
+        dp_route *d = &g->routes[i];
+        d->id = str(r, "id");
+        d->name = str(r, "name");
+        d->strip_path = boolean(r, "strip_path", 1);
+        d->preserve_host = boolean(r, "preserve_host", 0);
+        d->https_redirect_status_code = (int)num(r, "https_redirect_status_code", 426);
+        const json_t *protos = json_object_get(r, "protocols");
+        if (!json_is_array(protos) || !json_array_size(protos)) {
+            d->protocols = DP_PROTO_HTTP | DP_PROTO_HTTPS;
+        } else {
+            size_t k;
+            const json_t *p;
+            json_array_foreach(protos, k, p)
+            {
+                const char *ps = json_string_value(p);
+                if (ps && strcmp(ps, "http") == 0)
+                    d->protocols |= DP_PROTO_HTTP;
+                else if (ps && strcmp(ps, "https") == 0)
+                    d->protocols |= DP_PROTO_HTTPS;
+            }
+            if (!d->protocols)
+                skip[i] = 1; /* stream/grpc routes: not served by this engine */
+        }
+        const char *sid = fk(r, "service");
+        for (size_t k = 0; sid && k < g->nservices; k++)
+            if (g->services[k].id && strcmp(g->services[k].id, sid) == 0)
+                d->service = &g->services[k];
+        const json_t *svc = NULL;
+        size_t k;
+        json_t *s;
+        json_array_foreach(arr(config, "services"), k, s) if (sid && str(s, "id") &&
+                                                             strcmp(str(s, "id"), sid) == 0) svc = s;
+        if (svc && json_is_false(json_object_get(svc, "enabled")))
+            skip[i] = 1; /* Kong leaves routes of disabled services out of the router */
+    }
+    g->router = dp_router_build(routes, skip, err, errlen);
+    free(skip);
+    return g->router ? 0 : -1;
+}
+
+dp_generation *dp_generation_build(json_t *config, int64_t version, const char *hash, char *err,
+                                   size_t errlen)
+{
+    if (!json_is_object(config)) {
+        snprintf(err, errlen, "config is not an object");
+        return NULL;
+    }
+    dp_generation *g = calloc(1, sizeof(*g));
+    if (!g) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    atomic_init(&g->refs, 1);
+    g->version = version;
+    snprintf(g->hash, sizeof(g->hash), "%s", hash ? hash : "");
+    g->config = json_incref(config);
+    if (build_upstreams(g, config, err, errlen) || build_services(g, config, err, errlen) ||
+        build_routes(g, config, err, errlen)) {
+        dp_generation_unref(g);
+        return NULL;
+    }
+    g->certs = dp_certs_build(arr(config, "certificates"), arr(config, "snis"), err, errlen);
+    if (!g->certs || dp_plugin_chain_build(&g->plugins, arr(config, "plugins"), err, errlen)) {
+        dp_generation_unref(g);
+        return NULL;
+    }
+    return g;
+}
+
+dp_generation *dp_generation_ref(dp_generation *g)
+{
+    if (g)
+        atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
+    return g;
+}
+
+void dp_generation_unref(dp_generation *g)
+{
+    if (!g || atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    dp_plugin_chain_free(&g->plugins);
+    dp_certs_free(g->certs);
+    dp_router_free(g->router);
+    for (size_t i = 0; i < g->nservices; i++) {
+        dp_service *s = &g->services[i];
+        free(s->id);
+        free(s->name);
+        free(s->host);
+        free(s->path);
+        if (s->tls_ctx)
+            SSL_CTX_free(s->tls_ctx);
+    }
+    free(g->services);
+    for (size_t i = 0; i < g->nupstreams; i++) {
+        dp_upstream *u = &g->upstreams[i];
+        for (size_t k = 0; k < u->ntargets; k++)
+            free(u->targets[k].host);
+        free(u->targets);
+        free(u->schedule);
+        free(u->id);
+        free(u->name);
+        free(u->host_header);
+    }
+    free(g->upstreams);
+    free(g->routes);
+    json_decref(g->config);
+    free(g);
+}
+
+const dp_target *dp_upstream_pick(dp_upstream *u)
+{
+    if (!u->nschedule)
+        return NULL;
+    uint32_t n = atomic_fetch_add_explicit(&u->next, 1, memory_order_relaxed);
+    return &u->targets[u->schedule[n % u->nschedule]];
+}

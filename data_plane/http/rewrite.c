@@ -1,0 +1,314 @@
+#include "data_plane/http/rewrite.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "proto/version.h"
+
+#define VIA_TOKEN "1.1 sluice/" SL_VERSION
+
+typedef struct {
+    char *p, *end;
+    int overflow;
+} wbuf;
+
+static void put(wbuf *w, const char *s, size_t n)
+{
+    if (w->overflow || (size_t)(w->end - w->p) < n) {
+        w->overflow = 1;
+        return;
+    }
+    memcpy(w->p, s, n);
+    w->p += n;
+}
+
+static void puts_(wbuf *w, const char *s)
+{
+    put(w, s, strlen(s));
+}
+
+static void put_slice(wbuf *w, dp_slice s)
+{
+    put(w, s.p, s.len);
+}
+
+static void put_num(wbuf *w, long long v)
+{
+    char b[24];
+    int n = snprintf(b, sizeof(b), "%lld", v);
+    put(w, b, (size_t)n);
+}
+
+static void put_header(wbuf *w, const char *name, dp_slice value)
+{
+    puts_(w, name);
+    put(w, ": ", 2);
+    put_slice(w, value);
+    put(w, "\r\n", 2);
+}
+
+int dp_is_hop_by_hop(dp_slice n)
+{
+    static const char *const hop[] = {"connection", "keep-alive", "proxy-connection", "te",
+                                      "trailer", "transfer-encoding", "upgrade",
+                                      "proxy-authenticate", NULL};
+    for (int i = 0; hop[i]; i++)
+        if (dp_slice_ieq(n, hop[i]))
+            return 1;
+    return 0;
+}
+
+/* Headers named in Connection are hop-by-hop too (RFC 9110 7.6.1). */
+static int named_in_connection(const dp_header *conn, dp_slice name)
+{
+    if (!conn || name.len == 0 || name.len > 64)
+        return 0;
+    char n[65];
+    memcpy(n, name.p, name.len);
+    n[name.len] = 0;
+    return dp_h1_has_token(conn->value, n);
+}
+
+size_t dp_rewrite_request_size(const dp_h1_head *req, const dp_upstream_req_info *info)
+{
+    size_t n = 512 + req->method.len + info->upstream_uri.len + info->host.len +
+               3 * info->client_ip.len + info->fwd_host.len + info->fwd_path.len +
+               info->fwd_prefix.len + info->request_id.len;
+    for (int i = 0; i < req->nheaders; i++)
+        n += req->headers[i].name.len + req->headers[i].value.len + 4;
+    return n;
+}
+
+long dp_rewrite_request(const dp_h1_head *req, const dp_upstream_req_info *info, char *out,
+                        size_t cap)
+{
+    wbuf w = {out, out + cap, 0};
+    const dp_header *conn = dp_h1_find(req, "connection");
+    const dp_header *xff = NULL, *via = NULL;
+
+    put_slice(&w, req->method);
+    put(&w, " ", 1);
+    put_slice(&w, info->upstream_uri);
+    puts_(&w, " HTTP/1.1\r\n");
+    put_header(&w, "Host", info->host);
+
+    for (int i = 0; i < req->nheaders; i++) {
+        const dp_header *h = &req->headers[i];
+        dp_slice n = h->name;
+        if (dp_is_hop_by_hop(n) || named_in_connection(conn, n))
+            continue;
+        if (dp_slice_ieq(n, "host") || dp_slice_ieq(n, "content-length") ||
+            dp_slice_ieq(n, "expect") || dp_slice_ieq(n, "x-real-ip") ||
+            dp_slice_ieq(n, "x-forwarded-proto") || dp_slice_ieq(n, "x-forwarded-host") ||
+            dp_slice_ieq(n, "x-forwarded-port") || dp_slice_ieq(n, "x-forwarded-path") ||
+            dp_slice_ieq(n, "x-forwarded-prefix") ||
+            (info->request_id.len && dp_slice_ieq(n, "x-sluice-request-id")))
+            continue;
+        if (dp_slice_ieq(n, "x-forwarded-for")) {
+            xff = h; /* several X-Forwarded-For lines: the last one wins below, like nginx */
+            continue;
+        }
+        if (dp_slice_ieq(n, "via")) {
+            via = h;
+            continue;
+        }
+        put_slice(&w, n);
+        put(&w, ": ", 2);
+        put_slice(&w, h->value);
+        put(&w, "\r\n", 2);
+    }
+
+    if (req->upgrade) {
+        const dp_header *up = dp_h1_find(req, "upgrade");
+        if (up)
+            put_header(&w, "Upgrade", up->value);
+        puts_(&w, "Connection: upgrade\r\n");
+    }
+    if (req->chunked)
+        puts_(&w, "Transfer-Encoding: chunked\r\n");
+    else if (req->content_length >= 0) {
+        puts_(&w, "Content-Length: ");
+        put_num(&w, req->content_length);
+        put(&w, "\r\n", 2);
+    }
+
+    puts_(&w, "X-Forwarded-For: ");
+    if (xff && xff->value.len) {
+        put_slice(&w, xff->value);
+        put(&w, ", ", 2);
+    }
+    put_slice(&w, info->client_ip);
+    put(&w, "\r\n", 2);
+    puts_(&w, "X-Forwarded-Proto: ");
+    puts_(&w, info->scheme);
+    put(&w, "\r\n", 2);
+    put_header(&w, "X-Forwarded-Host", info->fwd_host);
+    puts_(&w, "X-Forwarded-Port: ");
+    put_num(&w, info->fwd_port);
+    put(&w, "\r\n", 2);
+    put_header(&w, "X-Forwarded-Path", info->fwd_path);
+    if (info->fwd_prefix.len)
+        put_header(&w, "X-Forwarded-Prefix", info->fwd_prefix);
+    put_header(&w, "X-Real-IP", info->client_ip);
+    if (info->headers & DP_HDR_VIA) {
+        puts_(&w, "Via: ");
+        if (via && via->value.len) {
+            put_slice(&w, via->value);
+            put(&w, ", ", 2);
+        }
+        puts_(&w, VIA_TOKEN "\r\n");
+    } else if (via) {
+        put_header(&w, "Via", via->value);
+    }
+    if (info->request_id.len && (info->headers & DP_HDR_REQUEST_ID))
+        put_header(&w, "X-Sluice-Request-Id", info->request_id);
+    put(&w, "\r\n", 2);
+    return w.overflow ? -1 : (long)(w.p - out);
+}
+
+const char *dp_status_reason(int s)
+{
+    switch (s) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 411: return "Length Required";
+    case 413: return "Payload Too Large";
+    case 414: return "URI Too Long";
+    case 426: return "Upgrade Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+    }
+}
+
+size_t dp_rewrite_response_size(const dp_h1_head *resp)
+{
+    size_t n = 512 + resp->url.len;
+    for (int i = 0; i < resp->nheaders; i++)
+        n += resp->headers[i].name.len + resp->headers[i].value.len + 4;
+    return n;
+}
+
+long dp_rewrite_response(const dp_h1_head *resp, const dp_client_resp_info *info, char *out,
+                         size_t cap)
+{
+    wbuf w = {out, out + cap, 0};
+    const dp_header *conn = dp_h1_find(resp, "connection");
+    const dp_header *via = NULL;
+    puts_(&w, info->client_minor ? "HTTP/1.1 " : "HTTP/1.0 ");
+    put_num(&w, resp->status);
+    put(&w, " ", 1);
+    if (resp->url.len)
+        put_slice(&w, resp->url);
+    else
+        puts_(&w, dp_status_reason(resp->status));
+    put(&w, "\r\n", 2);
+    for (int i = 0; i < resp->nheaders; i++) {
+        const dp_header *h = &resp->headers[i];
+        if (dp_slice_ieq(h->name, "upgrade") && resp->upgrade) {
+            put_header(&w, "Upgrade", h->value);
+            continue;
+        }
+        if (dp_is_hop_by_hop(h->name) || named_in_connection(conn, h->name))
+            continue;
+        /* HEAD, 204 and 304 keep the Content-Length the upstream gave; otherwise it is ours */
+        if (dp_slice_ieq(h->name, "content-length") && info->chunked)
+            continue;
+        if (dp_slice_ieq(h->name, "via")) {
+            via = h;
+            continue;
+        }
+        if (info->request_id.len && dp_slice_ieq(h->name, "x-sluice-request-id"))
+            continue;
+        put_slice(&w, h->name);
+        put(&w, ": ", 2);
+        put_slice(&w, h->value);
+        put(&w, "\r\n", 2);
+    }
+    if (resp->upgrade)
+        puts_(&w, "Connection: upgrade\r\n");
+    else if (info->close)
+        puts_(&w, "Connection: close\r\n");
+    else if (info->client_minor == 0)
+        puts_(&w, "Connection: keep-alive\r\n");
+    if (info->chunked)
+        puts_(&w, "Transfer-Encoding: chunked\r\n");
+    if (info->headers & DP_HDR_VIA) {
+        puts_(&w, "Via: ");
+        if (via && via->value.len) {
+            put_slice(&w, via->value);
+            put(&w, ", ", 2);
+        }
+        puts_(&w, VIA_TOKEN "\r\n");
+    } else if (via) {
+        put_header(&w, "Via", via->value);
+    }
+    if (info->headers & DP_HDR_LATENCY) {
+        if (info->upstream_ms >= 0) {
+            puts_(&w, "X-Sluice-Upstream-Latency: ");
+            put_num(&w, info->upstream_ms);
+            put(&w, "\r\n", 2);
+        }
+        if (info->proxy_ms >= 0) {
+            puts_(&w, "X-Sluice-Proxy-Latency: ");
+            put_num(&w, info->proxy_ms);
+            put(&w, "\r\n", 2);
+        }
+    }
+    if (info->request_id.len && (info->headers & DP_HDR_REQUEST_ID))
+        put_header(&w, "X-Sluice-Request-Id", info->request_id);
+    put(&w, "\r\n", 2);
+    return w.overflow ? -1 : (long)(w.p - out);
+}
+
+long dp_gateway_response(int status, const char *message, int close, dp_slice request_id,
+                         long latency_ms, char *out, size_t cap)
+{
+    char body[512];
+    /* messages are our own static texts; none needs JSON escaping */
+    int blen = snprintf(body, sizeof(body), "{\"message\":\"%s\"}", message);
+    if (blen < 0 || (size_t)blen >= sizeof(body))
+        return -1;
+    wbuf w = {out, out + cap, 0};
+    puts_(&w, "HTTP/1.1 ");
+    put_num(&w, status);
+    put(&w, " ", 1);
+    puts_(&w, dp_status_reason(status));
+    puts_(&w, "\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ");
+    put_num(&w, blen);
+    put(&w, "\r\n", 2);
+    puts_(&w, close ? "Connection: close\r\n" : "");
+    puts_(&w, "Server: sluice/" SL_VERSION "\r\n");
+    if (latency_ms >= 0) {
+        puts_(&w, "X-Sluice-Response-Latency: ");
+        put_num(&w, latency_ms);
+        put(&w, "\r\n", 2);
+    }
+    if (request_id.len)
+        put_header(&w, "X-Sluice-Request-Id", request_id);
+    put(&w, "\r\n", 2);
+    put(&w, body, (size_t)blen);
+    return w.overflow ? -1 : (long)(w.p - out);
+}

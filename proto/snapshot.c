@@ -1,0 +1,684 @@
+/* Snapshot codec: canonical msgpack (deterministic), sha256, zlib, and a strict bounded
+ * decoder that validates with the schema tables. Layout and rules: proto/snapshot.h. */
+#include "proto/snapshot.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <msgpack.h>
+
+#include "proto/compress.h"
+#include "proto/digest.h"
+#include "proto/msgpack_json.h"
+#include "proto/schema.h"
+
+/* ---- encoding ---- */
+
+/* msgpack_sbuffer that remembers an allocation failure (the packer ignores write errors). */
+typedef struct {
+    msgpack_sbuffer sb;
+    int oom;
+} sl_sbuf;
+
+static int sbuf_write(void *data, const char *buf, size_t len)
+{
+    sl_sbuf *b = data;
+    if (b->oom || msgpack_sbuffer_write(&b->sb, buf, len) != 0) {
+        b->oom = 1;
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct {
+    const char *id;
+    const json_t *row;
+} sl_row_ref;
+
+static int row_cmp(const void *a, const void *b)
+{
+    return strcmp(((const sl_row_ref *)a)->id, ((const sl_row_ref *)b)->id);
+}
+
+/* A FOREIGN value is always {"id": "<uuid>"} in canonical bytes, whether the caller gave that
+ * object (with or without other keys) or a bare id string. */
+static int pack_foreign(msgpack_packer *pk, const json_t *v, const char *ename, const char *id,
+                        const sl_field *f, char *err, size_t errlen)
+{
+    const json_t *fid = json_is_object(v) ? json_object_get(v, "id") : v;
+    if (!json_is_string(fid)) {
+        snprintf(err, errlen, "%s %s: %s must be {\"id\": \"<uuid>\"}", ename, id, f->name);
+        return -1;
+    }
+    msgpack_pack_map(pk, 1);
+    sl_mp_pack_cstr(pk, "id");
+    sl_mp_pack_strn(pk, json_string_value(fid), json_string_length(fid));
+    return 0;
+}
+
+static int pack_entity_rows(msgpack_packer *pk, const sl_entity *e, const json_t *rows, char *err,
+                            size_t errlen)
+{
+    size_t n = json_array_size(rows);
+    sl_row_ref *refs = malloc((n ? n : 1) * sizeof(*refs));
+    if (!refs) {
+        snprintf(err, errlen, "out of memory encoding %s", e->name);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const json_t *row = json_array_get(rows, i);
+        const json_t *id = json_object_get(row, "id");
+        if (!json_is_object(row) || !json_is_string(id)) {
+            snprintf(err, errlen, "%s[%zu]: not an object with a string id", e->name, i);
+            free(refs);
+            return -1;
+        }
+        refs[i].id = json_string_value(id);
+        refs[i].row = row;
+    }
+    qsort(refs, n, sizeof(*refs), row_cmp);
+    int rc = 0;
+    msgpack_pack_array(pk, n);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (i > 0 && strcmp(refs[i - 1].id, refs[i].id) == 0) {
+            snprintf(err, errlen, "%s: duplicate id %s", e->name, refs[i].id);
+            rc = -1;
+            break;
+        }
+        /* Every schema field, in schema order, so the bytes do not depend on how the
+         * caller built its objects; fields the schema does not know are left out. */
+        msgpack_pack_map(pk, e->nfields);
+        for (size_t k = 0; k < e->nfields && rc == 0; k++) {
+            const sl_field *f = &e->fields[k];
+            const json_t *v = json_object_get(refs[i].row, f->name);
+            sl_mp_pack_cstr(pk, f->name);
+            if (!v || json_is_null(v))
+                msgpack_pack_nil(pk);
+            else if (f->type == SL_T_FOREIGN)
+                rc = pack_foreign(pk, v, e->name, refs[i].id, f, err, errlen);
+            else if (sl_mp_pack_json(pk, v, err, errlen)) {
+                char inner[256];
+                snprintf(inner, sizeof(inner), "%s", err);
+                snprintf(err, errlen, "%s %s: %s: %s", e->name, refs[i].id, f->name, inner);
+                rc = -1;
+            }
+        }
+    }
+    free(refs);
+    return rc;
+}
+
+/* The canonical bytes of config at version into b. */
+static int encode_canonical(const json_t *config, int64_t version, sl_sbuf *b, char *err,
+                            size_t errlen)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, b, sbuf_write);
+    msgpack_pack_map(&pk, 2 + sl_entity_count);
+    sl_mp_pack_cstr(&pk, "format");
+    msgpack_pack_int64(&pk, SL_SNAPSHOT_FORMAT);
+    sl_mp_pack_cstr(&pk, "version");
+    msgpack_pack_int64(&pk, version);
+    for (size_t i = 0; i < sl_entity_count; i++) {
+        const sl_entity *e = sl_entities[i];
+        const json_t *rows = json_object_get(config, e->name);
+        if (rows && !json_is_null(rows) && !json_is_array(rows)) {
+            snprintf(err, errlen, "%s: expected an array", e->name);
+            return -1;
+        }
+        sl_mp_pack_cstr(&pk, e->name);
+        if (pack_entity_rows(&pk, e, rows, err, errlen))
+            return -1;
+    }
+    if (b->oom) {
+        snprintf(err, errlen, "out of memory encoding the snapshot");
+        return -1;
+    }
+    return 0;
+}
+
+int sl_snapshot_encode(const json_t *config, int64_t version, sl_snapshot *s, char *err,
+                       size_t errlen)
+{
+    memset(s, 0, sizeof(*s));
+    if (!json_is_object(config)) {
+        snprintf(err, errlen, "config must be an object");
+        return -1;
+    }
+    if (version < 0) {
+        snprintf(err, errlen, "version must not be negative");
+        return -1;
+    }
+    sl_sbuf canon = {0}, env = {0};
+    msgpack_sbuffer_init(&canon.sb);
+    msgpack_sbuffer_init(&env.sb);
+    unsigned char *z = NULL;
+    size_t zlen = 0;
+    int rc = -1;
+
+    if (encode_canonical(config, version, &canon, err, errlen))
+        goto out;
+    if (sl_sha256_hex(canon.sb.data, canon.sb.size, s->hash)) {
+        snprintf(err, errlen, "sha256 failed");
+        goto out;
+    }
+    if (sl_deflate((const unsigned char *)canon.sb.data, canon.sb.size, &z, &zlen, err, errlen))
+        goto out;
+    if (zlen > UINT32_MAX) { /* msgpack bin length is 32-bit */
+        snprintf(err, errlen, "compressed snapshot of %zu bytes is too large", zlen);
+        goto out;
+    }
+
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &env, sbuf_write);
+    msgpack_pack_map(&pk, 5);
+    sl_mp_pack_cstr(&pk, "type");
+    sl_mp_pack_cstr(&pk, "snapshot");
+    sl_mp_pack_cstr(&pk, "format");
+    msgpack_pack_int64(&pk, SL_SNAPSHOT_FORMAT);
+    sl_mp_pack_cstr(&pk, "version");
+    msgpack_pack_int64(&pk, version);
+    sl_mp_pack_cstr(&pk, "hash");
+    sl_mp_pack_strn(&pk, s->hash, 64);
+    sl_mp_pack_cstr(&pk, "payload");
+    msgpack_pack_bin(&pk, zlen);
+    msgpack_pack_bin_body(&pk, z, zlen);
+    if (env.oom) {
+        snprintf(err, errlen, "out of memory encoding the snapshot");
+        goto out;
+    }
+    s->version = version;
+    s->canonical_len = canon.sb.size;
+    s->len = env.sb.size;
+    s->bytes = (unsigned char *)msgpack_sbuffer_release(&env.sb);
+    rc = 0;
+out:
+    free(z);
+    msgpack_sbuffer_destroy(&canon.sb);
+    msgpack_sbuffer_destroy(&env.sb);
+    if (rc)
+        memset(s, 0, sizeof(*s));
+    return rc;
+}
+
+void sl_snapshot_free(sl_snapshot *s)
+{
+    if (!s)
+        return;
+    free(s->bytes);
+    memset(s, 0, sizeof(*s));
+}
+
+/* ---- envelope ---- */
+
+typedef struct {
+    int64_t version;
+    char hash[SL_SNAPSHOT_HASH_HEX];
+    const unsigned char *payload;
+    uint32_t payload_len;
+} sl_envelope;
+
+static int key_is(const char *k, uint32_t klen, const char *lit)
+{
+    return strlen(lit) == klen && memcmp(k, lit, klen) == 0;
+}
+
+/* Parses the envelope map; want_payload=0 skips checking the payload (peek). */
+static int parse_envelope(const unsigned char *bytes, size_t len, sl_envelope *env,
+                          int want_payload, char *err, size_t errlen)
+{
+    sl_mp_reader r;
+    uint32_t n;
+    unsigned seen = 0; /* bits: type, format, version, hash, payload */
+    memset(env, 0, sizeof(*env));
+    sl_mp_reader_init(&r, bytes, len);
+    if (sl_mp_read_map(&r, &n, err, errlen)) {
+        char inner[200];
+        snprintf(inner, sizeof(inner), "%s", err);
+        snprintf(err, errlen, "not a snapshot envelope: %s", inner);
+        return -1;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        const char *k, *s;
+        uint32_t klen, slen;
+        int64_t iv;
+        unsigned bit = 0;
+        if (sl_mp_read_str(&r, &k, &klen, err, errlen))
+            return -1;
+        if (key_is(k, klen, "type")) {
+            bit = 1;
+            if (sl_mp_read_str(&r, &s, &slen, err, errlen))
+                return -1;
+            if (!key_is(s, slen, "snapshot")) {
+                snprintf(err, errlen, "envelope type is \"%.*s\", expected \"snapshot\"",
+                         (int)(slen > 32 ? 32 : slen), s);
+                return -1;
+            }
+        } else if (key_is(k, klen, "format")) {
+            bit = 2;
+            if (sl_mp_read_int(&r, &iv, err, errlen))
+                return -1;
+            if (iv != SL_SNAPSHOT_FORMAT) {
+                snprintf(err, errlen, "unsupported snapshot format %lld (this node reads %d)",
+                         (long long)iv, SL_SNAPSHOT_FORMAT);
+                return -1;
+            }
+        } else if (key_is(k, klen, "version")) {
+            bit = 4;
+            if (sl_mp_read_int(&r, &env->version, err, errlen))
+                return -1;
+            if (env->version < 0) {
+                snprintf(err, errlen, "negative snapshot version %lld", (long long)env->version);
+                return -1;
+            }
+        } else if (key_is(k, klen, "hash")) {
+            bit = 8;
+            if (sl_mp_read_str(&r, &s, &slen, err, errlen))
+                return -1;
+            if (!sl_is_sha256_hex(s, slen)) {
+                snprintf(err, errlen, "envelope hash is not 64 lower-case hex digits");
+                return -1;
+            }
+            memcpy(env->hash, s, 64);
+            env->hash[64] = '\0';
+        } else if (key_is(k, klen, "payload")) {
+            bit = 16;
+            if (sl_mp_read_bin(&r, &env->payload, &env->payload_len, err, errlen))
+                return -1;
+        } else if (sl_mp_skip(&r, err, errlen)) { /* a newer sender's extra key */
+            return -1;
+        }
+        if (seen & bit) {
+            snprintf(err, errlen, "duplicate envelope key \"%.*s\"", (int)klen, k);
+            return -1;
+        }
+        seen |= bit;
+    }
+    static const char *const names[] = {"type", "format", "version", "hash", "payload"};
+    for (int b = 0; b < (want_payload ? 5 : 4); b++) {
+        if (!(seen & (1u << b))) {
+            snprintf(err, errlen, "envelope has no \"%s\"", names[b]);
+            return -1;
+        }
+    }
+    if (r.p != r.end) {
+        snprintf(err, errlen, "%zu unexpected bytes after the envelope", (size_t)(r.end - r.p));
+        return -1;
+    }
+    return 0;
+}
+
+int sl_snapshot_peek(const unsigned char *bytes, size_t len, int64_t *version,
+                     char hash[SL_SNAPSHOT_HASH_HEX])
+{
+    sl_envelope env;
+    char err[128];
+    if (!bytes || parse_envelope(bytes, len, &env, 0, err, sizeof(err)))
+        return -1;
+    *version = env.version;
+    memcpy(hash, env.hash, SL_SNAPSHOT_HASH_HEX);
+    return 0;
+}
+
+/* ---- canonical decoding ---- */
+
+/* Collects per-entity reasons, keeping at most SL_SNAPSHOT_MAX_REASONS of them but counting
+ * all, and remembering the first as text for err. */
+typedef struct {
+    json_t *list;
+    size_t count;
+    char first[512];
+} sl_reasons;
+
+static void reason_add(sl_reasons *rs, const sl_entity *e, const char *id, json_t *fields,
+                       const char *text)
+{
+    if (rs->count == 0)
+        snprintf(rs->first, sizeof(rs->first), "%s %s: %s", e->name, id ? id : "(no id)", text);
+    rs->count++;
+    if (json_array_size(rs->list) < SL_SNAPSHOT_MAX_REASONS) {
+        json_array_append_new(rs->list, json_pack("{s:s, s:o?, s:o}", "entity", e->name, "id",
+                                                  id ? json_string(id) : NULL, "errors", fields));
+    } else {
+        json_decref(fields);
+    }
+}
+
+static const sl_field *field_by_key(const sl_entity *e, const char *k, uint32_t klen)
+{
+    for (size_t i = 0; i < e->nfields; i++)
+        if (key_is(k, klen, e->fields[i].name))
+            return &e->fields[i];
+    return NULL;
+}
+
+/* Reads one entity's array of rows into a new JSON array, dropping fields this node's schema
+ * does not know (a newer control plane may send them). */
+static json_t *read_rows(sl_mp_reader *r, const sl_entity *e, size_t max_rows, char *err,
+                         size_t errlen)
+{
+    uint32_t n;
+    if (sl_mp_read_array(r, &n, err, errlen))
+        return NULL;
+    if (n > max_rows) {
+        snprintf(err, errlen, "%s: %u rows, over the limit of %zu", e->name, n, max_rows);
+        return NULL;
+    }
+    json_t *rows = json_array();
+    for (uint32_t i = 0; rows && i < n; i++) {
+        uint32_t m;
+        if (sl_mp_read_map(r, &m, err, errlen))
+            goto fail;
+        json_t *row = json_object();
+        if (!row || json_array_append_new(rows, row))
+            goto oom;
+        for (uint32_t j = 0; j < m; j++) {
+            const char *k;
+            uint32_t klen;
+            if (sl_mp_read_str(r, &k, &klen, err, errlen))
+                goto fail;
+            const sl_field *f = field_by_key(e, k, klen);
+            if (!f) {
+                if (sl_mp_skip(r, err, errlen))
+                    goto fail;
+                continue;
+            }
+            if (json_object_get(row, f->name)) {
+                snprintf(err, errlen, "%s[%u]: duplicate field %s", e->name, i, f->name);
+                goto fail;
+            }
+            json_t *v;
+            if (sl_mp_read_json(r, &v, err, errlen)) {
+                char inner[256];
+                snprintf(inner, sizeof(inner), "%s", err);
+                snprintf(err, errlen, "%s[%u].%s: %s", e->name, i, f->name, inner);
+                goto fail;
+            }
+            if (json_object_set_new_nocheck(row, f->name, v))
+                goto oom;
+        }
+    }
+    if (!rows)
+        goto oom;
+    return rows;
+oom:
+    snprintf(err, errlen, "out of memory decoding %s", e->name);
+fail:
+    json_decref(rows);
+    return NULL;
+}
+
+/* Reads the canonical map into *config (every known entity present, as an array). */
+static int read_canonical(const unsigned char *bytes, size_t len, int64_t env_version,
+                          size_t max_rows, json_t **config, char *err, size_t errlen)
+{
+    sl_mp_reader r;
+    uint32_t n;
+    int have_format = 0, have_version = 0;
+    json_t *cfg = json_object();
+    sl_mp_reader_init(&r, bytes, len);
+    if (!cfg) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (sl_mp_read_map(&r, &n, err, errlen))
+        goto fail;
+    for (uint32_t i = 0; i < n; i++) {
+        const char *k;
+        uint32_t klen;
+        int64_t iv;
+        if (sl_mp_read_str(&r, &k, &klen, err, errlen))
+            goto fail;
+        if (key_is(k, klen, "format")) {
+            if (have_format++) {
+                snprintf(err, errlen, "duplicate payload key \"format\"");
+                goto fail;
+            }
+            if (sl_mp_read_int(&r, &iv, err, errlen))
+                goto fail;
+            if (iv != SL_SNAPSHOT_FORMAT) {
+                snprintf(err, errlen, "unsupported canonical format %lld", (long long)iv);
+                goto fail;
+            }
+            continue;
+        }
+        if (key_is(k, klen, "version")) {
+            if (have_version++) {
+                snprintf(err, errlen, "duplicate payload key \"version\"");
+                goto fail;
+            }
+            if (sl_mp_read_int(&r, &iv, err, errlen))
+                goto fail;
+            if (iv != env_version) {
+                snprintf(err, errlen, "payload version %lld differs from envelope version %lld",
+                         (long long)iv, (long long)env_version);
+                goto fail;
+            }
+            continue;
+        }
+        const sl_entity *e = NULL;
+        for (size_t x = 0; x < sl_entity_count && !e; x++)
+            if (key_is(k, klen, sl_entities[x]->name))
+                e = sl_entities[x];
+        if (!e) { /* an entity a newer control plane knows and this node does not */
+            if (sl_mp_skip(&r, err, errlen))
+                goto fail;
+            continue;
+        }
+        if (json_object_get(cfg, e->name)) {
+            snprintf(err, errlen, "duplicate entity key %s", e->name);
+            goto fail;
+        }
+        json_t *rows = read_rows(&r, e, max_rows, err, errlen);
+        if (!rows)
+            goto fail;
+        json_object_set_new_nocheck(cfg, e->name, rows);
+    }
+    if (r.p != r.end) {
+        snprintf(err, errlen, "%zu unexpected bytes after the payload", (size_t)(r.end - r.p));
+        goto fail;
+    }
+    if (!have_format || !have_version) {
+        snprintf(err, errlen, "payload has no \"%s\"", have_format ? "version" : "format");
+        goto fail;
+    }
+    for (size_t x = 0; x < sl_entity_count; x++)
+        if (!json_object_get(cfg, sl_entities[x]->name))
+            json_object_set_new_nocheck(cfg, sl_entities[x]->name, json_array());
+    *config = cfg;
+    return 0;
+fail:
+    json_decref(cfg);
+    return -1;
+}
+
+/* Sorted ids of one entity, for reference checks by binary search. */
+typedef struct {
+    const char **ids;
+    size_t n;
+} sl_id_index;
+
+static int str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static const char *row_id(const json_t *row)
+{
+    return json_string_value(json_object_get(row, "id"));
+}
+
+/* Validates every row with the schema, and checks ids are unique. */
+static int validate_rows(const sl_entity *e, json_t *rows, sl_id_index *idx, sl_reasons *rs)
+{
+    size_t n = json_array_size(rows);
+    idx->ids = malloc((n ? n : 1) * sizeof(*idx->ids));
+    idx->n = 0;
+    if (!idx->ids)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        json_t *row = json_array_get(rows, i);
+        json_t *ferrs = NULL;
+        int c = sl_schema_validate(e, row, SL_VALIDATE_JSON, &ferrs);
+        const char *id = row_id(row);
+        if (c) {
+            char *msg = sl_schema_violation_message(ferrs, c);
+            reason_add(rs, e, id, ferrs ? ferrs : json_object(), msg ? msg : "schema violation");
+            free(msg);
+        } else {
+            json_decref(ferrs);
+        }
+        if (id)
+            idx->ids[idx->n++] = id;
+    }
+    qsort(idx->ids, idx->n, sizeof(*idx->ids), str_cmp);
+    for (size_t i = 1; i < idx->n; i++) {
+        if (strcmp(idx->ids[i - 1], idx->ids[i]) == 0)
+            reason_add(rs, e, idx->ids[i], json_pack("{s:s}", "id", "duplicate id in snapshot"),
+                       "duplicate id in snapshot");
+    }
+    return 0;
+}
+
+static int id_present(const sl_id_index *idx, const char *id)
+{
+    return bsearch(&id, idx->ids, idx->n, sizeof(*idx->ids), str_cmp) != NULL;
+}
+
+/* Every non-null FOREIGN field must name a row of its entity in this snapshot. */
+static void check_references(const json_t *cfg, const sl_id_index *index, sl_reasons *rs)
+{
+    for (size_t x = 0; x < sl_entity_count; x++) {
+        const sl_entity *e = sl_entities[x];
+        const json_t *rows = json_object_get(cfg, e->name);
+        for (size_t k = 0; k < e->nfields; k++) {
+            const sl_field *f = &e->fields[k];
+            if (f->type != SL_T_FOREIGN || !f->ref)
+                continue;
+            size_t t = 0;
+            while (t < sl_entity_count && strcmp(sl_entities[t]->name, f->ref) != 0)
+                t++;
+            for (size_t i = 0; i < json_array_size(rows); i++) {
+                const json_t *row = json_array_get(rows, i);
+                const char *ref =
+                    json_string_value(json_object_get(json_object_get(row, f->name), "id"));
+                if (!ref || (t < sl_entity_count && id_present(&index[t], ref)))
+                    continue;
+                char msg[256];
+                snprintf(msg, sizeof(msg), "references %s id %s, which is not in the snapshot",
+                         f->ref, ref);
+                const char *id = row_id(row);
+                reason_add(rs, e, id, json_pack("{s:s}", f->name, msg), msg);
+            }
+        }
+    }
+}
+
+int sl_snapshot_decode_limits(const unsigned char *bytes, size_t len,
+                              const sl_snapshot_limits *limits, json_t **config, int64_t *version,
+                              char hash[SL_SNAPSHOT_HASH_HEX], json_t **errors, char *err,
+                              size_t errlen)
+{
+    sl_snapshot_limits lim = {0};
+    if (limits)
+        lim = *limits;
+    if (!lim.max_compressed)
+        lim.max_compressed = SL_SNAPSHOT_MAX_COMPRESSED;
+    if (!lim.max_canonical)
+        lim.max_canonical = SL_SNAPSHOT_MAX_CANONICAL;
+    if (!lim.max_rows)
+        lim.max_rows = SL_SNAPSHOT_MAX_ROWS;
+    *config = NULL;
+    if (errors)
+        *errors = NULL;
+
+    if (!bytes || len == 0) {
+        snprintf(err, errlen, "empty snapshot");
+        return -1;
+    }
+    if (len > lim.max_compressed) {
+        snprintf(err, errlen, "snapshot is %zu bytes, over the limit of %zu", len,
+                 lim.max_compressed);
+        return -1;
+    }
+    sl_envelope env;
+    if (parse_envelope(bytes, len, &env, 1, err, errlen))
+        return -1;
+
+    unsigned char *canon = NULL;
+    size_t clen = 0;
+    if (sl_inflate_bounded(env.payload, env.payload_len, lim.max_canonical, &canon, &clen, err,
+                           errlen))
+        return -1;
+    char got[SL_SNAPSHOT_HASH_HEX];
+    if (sl_sha256_hex(canon, clen, got)) {
+        free(canon);
+        snprintf(err, errlen, "sha256 failed");
+        return -1;
+    }
+    if (strcmp(got, env.hash) != 0) {
+        free(canon);
+        snprintf(err, errlen, "hash mismatch: envelope says %s, payload hashes to %s", env.hash,
+                 got);
+        return -1;
+    }
+
+    json_t *cfg = NULL;
+    int rc = read_canonical(canon, clen, env.version, lim.max_rows, &cfg, err, errlen);
+    free(canon);
+    if (rc)
+        return -1;
+
+    sl_reasons rs = {.list = json_array()};
+    sl_id_index *index = calloc(sl_entity_count, sizeof(*index));
+    if (!rs.list || !index) {
+        snprintf(err, errlen, "out of memory validating the snapshot");
+        rc = -1;
+        goto out;
+    }
+    for (size_t x = 0; x < sl_entity_count; x++) {
+        const sl_entity *e = sl_entities[x];
+        if (validate_rows(e, json_object_get(cfg, e->name), &index[x], &rs)) {
+            snprintf(err, errlen, "out of memory validating %s", e->name);
+            rc = -1;
+            goto out;
+        }
+    }
+    check_references(cfg, index, &rs);
+    if (rs.count) {
+        if (rs.count == 1)
+            snprintf(err, errlen, "invalid snapshot: %s", rs.first);
+        else
+            snprintf(err, errlen, "invalid snapshot: %zu invalid entities, first: %s", rs.count,
+                     rs.first);
+        rc = -1;
+        goto out;
+    }
+out:
+    if (index)
+        for (size_t x = 0; x < sl_entity_count; x++)
+            free(index[x].ids);
+    free(index);
+    if (rc) {
+        json_decref(cfg);
+        if (errors && json_array_size(rs.list))
+            *errors = rs.list;
+        else
+            json_decref(rs.list);
+        return -1;
+    }
+    json_decref(rs.list);
+    *config = cfg;
+    *version = env.version;
+    memcpy(hash, env.hash, SL_SNAPSHOT_HASH_HEX);
+    return 0;
+}
+
+int sl_snapshot_decode(const unsigned char *bytes, size_t len, size_t max_compressed,
+                       json_t **config, int64_t *version, char hash[SL_SNAPSHOT_HASH_HEX],
+                       json_t **errors, char *err, size_t errlen)
+{
+    sl_snapshot_limits lim = {.max_compressed = max_compressed};
+    return sl_snapshot_decode_limits(bytes, len, &lim, config, version, hash, errors, err, errlen);
+}
