@@ -43,7 +43,7 @@ UNIT_SRC  := $(shell find tests/unit -name 'test_*.c' 2>/dev/null | sort)
 UNIT_BIN  := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRC))
 
 # fuzz-libs: the libraries built with the fuzzer's instrumentation
-.PHONY: fuzz-libs all deps test unit integration asan-test format format-check run clean fuzz bench
+.PHONY: fuzz-libs fuzz-smoke all deps test unit integration asan-test format format-check run clean fuzz bench
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/sluice-cp $(BUILD)/sluice-dp
@@ -130,6 +130,7 @@ test: deps
 	$(MAKE) unit
 	$(MAKE) integration
 	$(MAKE) asan-test
+	$(MAKE) fuzz-smoke
 
 run: deps all
 	./scripts/run.sh
@@ -150,6 +151,16 @@ fuzz:
 	    build/fuzzobj/libproto.a $(PKG_LIBS) || exit 1; done
 
 fuzz-libs: $(CP_LIBS) $(DP_LIBS)
+
+# Every fuzz target, briefly, from its seed corpus (tests/fuzz/corpus/<name without fuzz_>).
+FUZZ_SECONDS ?= 15
+fuzz-smoke: fuzz
+	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); c=tests/fuzz/corpus/$${n#fuzz_}; \
+	  echo "== $$n ($(FUZZ_SECONDS) s)"; \
+	  rm -rf build/fuzz/new-$$n; mkdir -p build/fuzz/new-$$n; \
+	  build/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 build/fuzz/new-$$n $$( [ -d $$c ] && echo $$c ) \
+	    >build/fuzz/$$n.log 2>&1 || { tail -50 build/fuzz/$$n.log; exit 1; }; \
+	  grep -E '^#[0-9]+.*(DONE|pulse)' build/fuzz/$$n.log | tail -1; done
 
 clean:
 	rm -rf $(BUILD)

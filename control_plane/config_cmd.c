@@ -52,13 +52,12 @@ static int same_row(const json_t *a, const json_t *b)
 
 static void describe(char *out, size_t outlen, const sl_entity *e, const json_t *row)
 {
-    const char *key = e->endpoint_key ? json_string_value(json_object_get(row, e->endpoint_key))
-                                      : NULL;
+    const char *key =
+        e->endpoint_key ? json_string_value(json_object_get(row, e->endpoint_key)) : NULL;
     if (key)
         snprintf(out, outlen, "%s '%s'", e->singular, key);
     else
-        snprintf(out, outlen, "%s %s", e->singular,
-                 json_string_value(json_object_get(row, "id")));
+        snprintf(out, outlen, "%s %s", e->singular, json_string_value(json_object_get(row, "id")));
 }
 
 static int import_config(cp_store *st, const json_t *config, int *written, int *unchanged)
@@ -90,8 +89,8 @@ static int import_config(cp_store *st, const json_t *config, int *written, int *
                 char what[300];
                 describe(what, sizeof(what), e, row);
                 char *fields = serr.fields ? json_dumps(serr.fields, JSON_COMPACT) : NULL;
-                fprintf(stderr, "Error: import failed at %s: %s%s%s\nNothing was imported.\n",
-                        what, serr.message, fields ? " " : "", fields ? fields : "");
+                fprintf(stderr, "Error: import failed at %s: %s%s%s\nNothing was imported.\n", what,
+                        serr.message, fields ? " " : "", fields ? fields : "");
                 free(fields);
                 cp_store_error_clear(&serr);
                 cp_store_rollback(st);
@@ -132,8 +131,7 @@ static int db_import(const char *path, const sl_settings *s)
                 break;
             }
             char *fields = json_dumps(json_object_get(e, "errors"), JSON_COMPACT);
-            fprintf(stderr, "  %s: %s\n", json_string_value(json_object_get(e, "where")),
-                    fields);
+            fprintf(stderr, "  %s: %s\n", json_string_value(json_object_get(e, "where")), fields);
             free(fields);
         }
         json_decref(errors);

@@ -20,8 +20,8 @@ int cp_health(const sl_settings *s)
         return 1;
     }
     int status = sl_local_http_get(addrs[plain].host, addrs[plain].port, "/status",
-                                   sl_settings_get(s, "admin_token"), 3000, body, sizeof(body),
-                                   err, sizeof(err));
+                                   sl_settings_get(s, "admin_token"), 3000, body, sizeof(body), err,
+                                   sizeof(err));
     if (status < 0) {
         fprintf(stderr, "sluice-cp is not running: %s\n", err);
         return 1;

@@ -85,8 +85,8 @@ int main(int argc, char **argv)
 
     sl_settings settings;
     char err[1024];
-    if (strcmp(cmd, "serve") != 0 && strcmp(cmd, "migrations") != 0 &&
-        strcmp(cmd, "health") != 0 && strcmp(cmd, "config") != 0) {
+    if (strcmp(cmd, "serve") != 0 && strcmp(cmd, "migrations") != 0 && strcmp(cmd, "health") != 0 &&
+        strcmp(cmd, "config") != 0) {
         fprintf(stderr, "Error: unknown command '%s'\n\n", cmd);
         usage(stderr);
         return 1;

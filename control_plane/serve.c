@@ -149,7 +149,13 @@ int cp_serve(const sl_settings *s)
     sl_notice("sluice-cp %s started: node %s, admin_listen %s", SL_VERSION, node_id,
               sl_settings_get(s, "admin_listen"));
     uv_run(&node.loop, UV_RUN_DEFAULT);
-    uv_loop_close(&node.loop);
+    /* The drain deadline timer is unreferenced, so it may still be open: close it and let the
+     * loop run the close callbacks before releasing it. */
+    if (uv_is_active((uv_handle_t *)&node.stop_deadline) || node.stop_deadline.loop)
+        uv_close((uv_handle_t *)&node.stop_deadline, NULL);
+    uv_run(&node.loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&node.loop))
+        sl_warn("event loop closed with handles still open");
     sl_notice("sluice-cp stopped");
     return 0;
 }

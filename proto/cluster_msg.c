@@ -60,8 +60,7 @@ int sl_cmsg_peek_type(const unsigned char *bytes, size_t len, sl_cmsg_type *t, c
     return -1;
 }
 
-int sl_cmsg_peek_snapshot(const unsigned char *bytes, size_t len, int64_t *version,
-                          char hash[65])
+int sl_cmsg_peek_snapshot(const unsigned char *bytes, size_t len, int64_t *version, char hash[65])
 {
     sl_mp_reader r;
     uint32_t n;
@@ -277,8 +276,7 @@ static int decode_field(sl_mp_reader *r, sl_cluster_msg *m, const char *k, uint3
         *seen |= F_PLUGINS;
     } else if (key_is(k, klen, cfg_pair ? "config_version" : "version") &&
                (cfg_pair || t == SL_CMSG_ACK || t == SL_CMSG_ERROR)) {
-        if (read_i64(r, cfg_pair ? "config_version" : "version", &m->config_version, err,
-                     errlen))
+        if (read_i64(r, cfg_pair ? "config_version" : "version", &m->config_version, err, errlen))
             return -1;
         *seen |= F_CVERSION;
     } else if (key_is(k, klen, cfg_pair ? "config_hash" : "hash") &&
@@ -561,8 +559,8 @@ int sl_cmsg_version_compatible(const char *cp, const char *dp, char *err, size_t
         return -1;
     }
     if (cmaj != dmaj) {
-        snprintf(err, errlen, "data plane major version %ld differs from control plane's %ld",
-                 dmaj, cmaj);
+        snprintf(err, errlen, "data plane major version %ld differs from control plane's %ld", dmaj,
+                 cmaj);
         return -1;
     }
     if (dmin > cmin) {

@@ -18,13 +18,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SL_CMSG_MAX_LEN (1024u * 1024)  /* largest hello/ack/error/ping/refused accepted */
-#define SL_CMSG_MAX_PLUGINS 512         /* entries in a hello's plugin list */
-#define SL_CMSG_MAX_PLUGIN_NAME 128     /* bytes of one plugin name */
-#define SL_CMSG_MAX_HOSTNAME 255        /* bytes of a hostname */
-#define SL_CMSG_MAX_SW_VERSION 31       /* bytes of a software version ("0.1.0") */
-#define SL_CMSG_MAX_MESSAGE 4096        /* bytes of an error/refused message */
-#define SL_CMSG_MAX_REASON 63           /* bytes of a refused reason */
+#define SL_CMSG_MAX_LEN (1024u * 1024) /* largest hello/ack/error/ping/refused accepted */
+#define SL_CMSG_MAX_PLUGINS 512        /* entries in a hello's plugin list */
+#define SL_CMSG_MAX_PLUGIN_NAME 128    /* bytes of one plugin name */
+#define SL_CMSG_MAX_HOSTNAME 255       /* bytes of a hostname */
+#define SL_CMSG_MAX_SW_VERSION 31      /* bytes of a software version ("0.1.0") */
+#define SL_CMSG_MAX_MESSAGE 4096       /* bytes of an error/refused message */
+#define SL_CMSG_MAX_REASON 63          /* bytes of a refused reason */
 
 typedef enum {
     SL_CMSG_UNKNOWN,  /* a type this build does not know: ignore it */
@@ -38,15 +38,15 @@ typedef enum {
 
 typedef struct {
     sl_cmsg_type type;
-    char node_id[37];                           /* hello: uuid */
-    char hostname[SL_CMSG_MAX_HOSTNAME + 1];    /* hello */
+    char node_id[37];                            /* hello: uuid */
+    char hostname[SL_CMSG_MAX_HOSTNAME + 1];     /* hello */
     char sw_version[SL_CMSG_MAX_SW_VERSION + 1]; /* hello: "version" */
-    json_t *plugins;                            /* hello: array of strings (owned) */
-    int64_t config_version;                     /* hello/ping: config_version; ack/error: version */
-    char config_hash[65];                       /* same pairing; "" or 64 lower-case hex */
-    char message[SL_CMSG_MAX_MESSAGE + 1];      /* error, refused */
-    char reason[SL_CMSG_MAX_REASON + 1];        /* refused */
-    json_t *errors;                             /* error: array of per-entity reasons or NULL (owned) */
+    json_t *plugins;                             /* hello: array of strings (owned) */
+    int64_t config_version;                /* hello/ping: config_version; ack/error: version */
+    char config_hash[65];                  /* same pairing; "" or 64 lower-case hex */
+    char message[SL_CMSG_MAX_MESSAGE + 1]; /* error, refused */
+    char reason[SL_CMSG_MAX_REASON + 1];   /* refused */
+    json_t *errors;                        /* error: array of per-entity reasons or NULL (owned) */
 } sl_cluster_msg;
 
 /* Name of a type as it appears on the wire ("hello"...; "unknown" for SL_CMSG_UNKNOWN). */
@@ -60,8 +60,7 @@ int sl_cmsg_peek_type(const unsigned char *bytes, size_t len, sl_cmsg_type *t, c
 /* Reads "version" and "hash" from the start of a snapshot envelope (proto/snapshot.h), before
  * its payload: works on the first bytes of a snapshot too large to keep. Returns 0 when both
  * were found (hash may be "" if the envelope has none before its payload), else -1. */
-int sl_cmsg_peek_snapshot(const unsigned char *bytes, size_t len, int64_t *version,
-                          char hash[65]);
+int sl_cmsg_peek_snapshot(const unsigned char *bytes, size_t len, int64_t *version, char hash[65]);
 
 /* Decodes one message of at most SL_CMSG_MAX_LEN bytes into m (zeroed first). Snapshots are
  * not decoded here (proto/snapshot.h does that); an unknown type decodes to SL_CMSG_UNKNOWN

@@ -19,8 +19,8 @@ typedef struct {
 
 static void add_error(flat_ctx *c, const char *entity, const char *where, json_t *errors)
 {
-    json_array_append_new(c->errors, json_pack("{s:s, s:s, s:o}", "entity", entity, "where",
-                                               where, "errors", errors));
+    json_array_append_new(c->errors, json_pack("{s:s, s:s, s:o}", "entity", entity, "where", where,
+                                               "errors", errors));
 }
 
 /* The entity that nests under parent with this key ("routes" under services), and the
@@ -43,8 +43,8 @@ static const sl_entity *child_entity(const sl_entity *parent, const char *key, c
 static void describe(char *out, size_t outlen, const char *path, const sl_entity *e,
                      const json_t *row)
 {
-    const char *key = e->endpoint_key ? json_string_value(json_object_get(row, e->endpoint_key))
-                                      : NULL;
+    const char *key =
+        e->endpoint_key ? json_string_value(json_object_get(row, e->endpoint_key)) : NULL;
     if (key)
         snprintf(out, outlen, "%s (%s '%s')", path, e->endpoint_key, key);
     else
@@ -160,8 +160,8 @@ static void resolve_references(flat_ctx *c)
     for (size_t i = 0; i < sl_entity_count; i++) {
         const sl_entity *e = sl_entities[i];
         json_t *by_key;
-        json_object_set_new(ids, e->name, index_rows(e, json_object_get(c->config, e->name),
-                                                     &by_key));
+        json_object_set_new(ids, e->name,
+                            index_rows(e, json_object_get(c->config, e->name), &by_key));
         json_object_set_new(keys, e->name, by_key);
     }
     for (size_t i = 0; i < sl_entity_count; i++) {
@@ -193,10 +193,10 @@ static void resolve_references(flat_ctx *c)
                     char msg[600];
                     snprintf(msg, sizeof(msg), "no %s named '%s' in this file", fd->ref,
                              name ? name : "?");
-                    add_error(c, e->name,
-                              json_string_value(
-                                  json_array_get(json_object_get(c->where, e->name), r)),
-                              json_pack("{s:s}", fd->name, msg));
+                    add_error(
+                        c, e->name,
+                        json_string_value(json_array_get(json_object_get(c->where, e->name), r)),
+                        json_pack("{s:s}", fd->name, msg));
                     continue;
                 }
                 json_object_set_new(row, fd->name, json_pack("{s:s}", "id", id));
@@ -316,8 +316,7 @@ json_t *sl_declarative_flatten(const json_t *doc, json_t **errors, char *err, si
     return c.config;
 }
 
-json_t *sl_declarative_load(const char *text, size_t len, json_t **errors, char *err,
-                            size_t errlen)
+json_t *sl_declarative_load(const char *text, size_t len, json_t **errors, char *err, size_t errlen)
 {
     char perr[300];
     json_t *doc = sl_yaml_parse(text, len, perr, sizeof(perr));
@@ -377,9 +376,9 @@ json_t *sl_declarative_nest(const json_t *config)
             json_t *parent = NULL;
             if (set == 1) {
                 char key[200];
-                snprintf(key, sizeof(key), "%s:%s", only->ref,
-                         json_string_value(json_object_get(json_object_get(row, only->name),
-                                                           "id")));
+                snprintf(
+                    key, sizeof(key), "%s:%s", only->ref,
+                    json_string_value(json_object_get(json_object_get(row, only->name), "id")));
                 parent = json_object_get(by_id, key);
             }
             json_t *out = export_row(e, row, parent ? only : NULL);

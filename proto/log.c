@@ -7,7 +7,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *const level_names[] = {"debug", "info", "notice", "warn", "error", "crit", "alert"};
+static const char *const level_names[] = {"debug", "info", "notice", "warn",
+                                          "error", "crit", "alert"};
 static volatile int min_level = SL_LOG_INFO;
 
 int sl_log_level_parse(const char *name)

@@ -387,6 +387,16 @@ int sl_mp_skip(sl_mp_reader *r, char *err, size_t errlen)
     return skip(r, 0, err, errlen);
 }
 
+const char *sl_mp_printable(char *dst, size_t dstlen, const char *s, size_t len)
+{
+    size_t n = 0;
+    for (; dstlen && n < len && n + 1 < dstlen; n++)
+        dst[n] = s[n] >= 0x20 && s[n] < 0x7f ? s[n] : '?';
+    if (dstlen)
+        dst[n] = '\0';
+    return dst;
+}
+
 static int read_json(sl_mp_reader *r, int depth, json_t **out, char *err, size_t errlen)
 {
     *out = NULL;
@@ -471,23 +481,19 @@ static int read_json(sl_mp_reader *r, int depth, json_t **out, char *err, size_t
                 snprintf(err, errlen, "map key at byte %zu contains NUL", kpos);
                 goto map_fail;
             }
-            json_t *kstr = json_stringn(key, klen);
-            if (!kstr) {
+            if (json_object_getn(o, key, klen)) {
+                char shown[65];
+                snprintf(err, errlen, "duplicate map key \"%s\" at byte %zu",
+                         sl_mp_printable(shown, sizeof(shown), key, klen), kpos);
+                goto map_fail;
+            }
+            if (read_json(r, depth + 1, &item, err, errlen))
+                goto map_fail;
+            /* setn checks the key is UTF-8 (and copies it); no temporary string needed */
+            if (json_object_setn_new(o, key, klen, item)) {
                 snprintf(err, errlen, "map key at byte %zu is not valid UTF-8", kpos);
                 goto map_fail;
             }
-            const char *ks = json_string_value(kstr);
-            if (json_object_get(o, ks)) {
-                snprintf(err, errlen, "duplicate map key \"%.64s\" at byte %zu", ks, kpos);
-                json_decref(kstr);
-                goto map_fail;
-            }
-            if (read_json(r, depth + 1, &item, err, errlen)) {
-                json_decref(kstr);
-                goto map_fail;
-            }
-            json_object_set_new_nocheck(o, ks, item);
-            json_decref(kstr);
             continue;
         map_fail:
             json_decref(o);

@@ -59,6 +59,11 @@ int sl_mp_read_int(sl_mp_reader *r, int64_t *v, char *err, size_t errlen);
 /* Skips one value of any kind (depth-bounded). */
 int sl_mp_skip(sl_mp_reader *r, char *err, size_t errlen);
 
+/* Copies at most dstlen-1 bytes of untrusted s[0..len) into dst for an error message,
+ * replacing anything but printable ASCII with '?' (messages travel as JSON strings, which
+ * must be UTF-8). Returns dst. */
+const char *sl_mp_printable(char *dst, size_t dstlen, const char *s, size_t len);
+
 /* Reads one value into a new jansson value (caller owns *out). Maps must have distinct,
  * NUL-free UTF-8 string keys, strings must be UTF-8, integers fit int64, floats be finite;
  * bin and ext are refused. */

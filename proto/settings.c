@@ -16,7 +16,8 @@ const sl_setting_def sl_setting_defs[] = {
     {"pg_host", "127.0.0.1", SL_SET_STRING, SL_FOR_CP, 0, 0, NULL, "PostgreSQL host"},
     {"pg_port", "5432", SL_SET_PORT, SL_FOR_CP, 0, 0, NULL, "PostgreSQL port"},
     {"pg_user", "sluice", SL_SET_STRING, SL_FOR_CP, 0, 0, NULL, "PostgreSQL user"},
-    {"pg_password", NULL, SL_SET_STRING, SL_FOR_CP, 0, 0, NULL, "PostgreSQL password (never logged)"},
+    {"pg_password", NULL, SL_SET_STRING, SL_FOR_CP, 0, 0, NULL,
+     "PostgreSQL password (never logged)"},
     {"pg_database", "sluice", SL_SET_STRING, SL_FOR_CP, 0, 0, NULL, "PostgreSQL database"},
     {"pg_ssl", "off", SL_SET_ENUM, SL_FOR_CP, 0, 0, on_off, "TLS to PostgreSQL"},
     {"admin_listen", "127.0.0.1:8001", SL_SET_LISTEN, SL_FOR_CP, 0, 0, NULL,
@@ -33,7 +34,8 @@ const sl_setting_def sl_setting_defs[] = {
      "control plane address"},
     {"cluster_mtls", "shared", SL_SET_ENUM, SL_FOR_BOTH, 0, 0, mtls_modes,
      "cluster mutual TLS mode"},
-    {"cluster_cert", NULL, SL_SET_STRING, SL_FOR_BOTH, 0, 0, NULL, "cluster certificate (PEM file)"},
+    {"cluster_cert", NULL, SL_SET_STRING, SL_FOR_BOTH, 0, 0, NULL,
+     "cluster certificate (PEM file)"},
     {"cluster_cert_key", NULL, SL_SET_STRING, SL_FOR_BOTH, 0, 0, NULL, "cluster key (PEM file)"},
     {"cluster_ca_cert", NULL, SL_SET_STRING, SL_FOR_BOTH, 0, 0, NULL, "CA for pki mode"},
     {"cluster_server_name", NULL, SL_SET_STRING, SL_FOR_DP, 0, 0, NULL,
@@ -298,7 +300,8 @@ static int load_file(sl_settings *s, const char *path, char *err, size_t errlen)
 static int is_kubernetes_link(const char *name)
 {
     return strstr(name, "_SERVICE_HOST") || strstr(name, "_SERVICE_PORT") ||
-           strstr(name, "_PORT_") || (strlen(name) > 5 && !strcmp(name + strlen(name) - 5, "_PORT"));
+           strstr(name, "_PORT_") ||
+           (strlen(name) > 5 && !strcmp(name + strlen(name) - 5, "_PORT"));
 }
 
 extern char **environ;

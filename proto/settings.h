@@ -23,7 +23,7 @@ typedef struct {
     const char *dflt; /* NULL: unset */
     sl_setting_kind kind;
     int used_by;
-    long long min, max;        /* SL_SET_INT */
+    long long min, max;         /* SL_SET_INT */
     const char *const *choices; /* SL_SET_ENUM, NULL-terminated */
     const char *help;
 } sl_setting_def;

@@ -20,8 +20,8 @@
 
 #define SL_SNAPSHOT_FORMAT 1
 #define SL_SNAPSHOT_MAX_COMPRESSED (64u * 1024 * 1024) /* default cluster_max_payload */
-#define SL_SNAPSHOT_MAX_CANONICAL (512u * 1024 * 1024)  /* decompressed bound */
-#define SL_SNAPSHOT_HASH_HEX 65                          /* 64 hex + NUL */
+#define SL_SNAPSHOT_MAX_CANONICAL (512u * 1024 * 1024) /* decompressed bound */
+#define SL_SNAPSHOT_HASH_HEX 65                        /* 64 hex + NUL */
 
 typedef struct {
     int64_t version;
@@ -58,9 +58,9 @@ typedef struct {
 
 /* sl_snapshot_decode with explicit limits (NULL: all defaults). */
 int sl_snapshot_decode_limits(const unsigned char *bytes, size_t len,
-                              const sl_snapshot_limits *limits, json_t **config,
-                              int64_t *version, char hash[SL_SNAPSHOT_HASH_HEX],
-                              json_t **errors, char *err, size_t errlen);
+                              const sl_snapshot_limits *limits, json_t **config, int64_t *version,
+                              char hash[SL_SNAPSHOT_HASH_HEX], json_t **errors, char *err,
+                              size_t errlen);
 
 /* Reads only version and hash from an envelope, without decompressing (cheap). */
 int sl_snapshot_peek(const unsigned char *bytes, size_t len, int64_t *version,

@@ -21,8 +21,7 @@ static void reader_error(yaml_reader *r, const yaml_event_t *ev, const char *wha
                  ev->start_mark.column + 1, what);
     else
         snprintf(r->err, r->errlen, "line %zu, column %zu: %s", r->parser.problem_mark.line + 1,
-                 r->parser.problem_mark.column + 1,
-                 r->parser.problem ? r->parser.problem : what);
+                 r->parser.problem_mark.column + 1, r->parser.problem ? r->parser.problem : what);
 }
 
 static int is_int(const char *s, long long *out)

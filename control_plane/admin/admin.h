@@ -16,20 +16,20 @@
 #define CP_ADMIN_MAX_ARGS 1000              /* form arguments, as Kong: 400 "Too many arguments" */
 
 typedef struct {
-    char method[16];            /* "GET", "POST", ... */
-    char *path;                 /* percent-decoded path, without the query */
-    char *query;                /* raw query string (after '?'), or NULL */
-    char *content_type;         /* NULL when absent */
-    int content_type_count;     /* more than one Content-Type header: 400 */
-    char *body;                 /* NUL-terminated copy of the body (may contain NULs) */
+    char method[16];        /* "GET", "POST", ... */
+    char *path;             /* percent-decoded path, without the query */
+    char *query;            /* raw query string (after '?'), or NULL */
+    char *content_type;     /* NULL when absent */
+    int content_type_count; /* more than one Content-Type header: 400 */
+    char *body;             /* NUL-terminated copy of the body (may contain NULs) */
     size_t body_len;
     char remote_ip[64];
 } cp_admin_request;
 
 typedef struct {
     int status;
-    json_t *body;              /* owned; serialized compactly; NULL: no body (204) */
-    char extra_headers[512];   /* "Name: value\r\n" lines (e.g. "Deprecation: true\r\n") */
+    json_t *body;            /* owned; serialized compactly; NULL: no body (204) */
+    char extra_headers[512]; /* "Name: value\r\n" lines (e.g. "Deprecation: true\r\n") */
 } cp_admin_response;
 
 /* What the API half needs from the process; read-only while serving, except through the

@@ -136,6 +136,35 @@ static void reply_store_result(cp_api_call *c, int st, cp_store_error *err, json
     cp_api_store_error(c->resp, err, what);
 }
 
+/* ---- certificates: the row and its transient `snis` in one transaction ---- */
+
+enum { WRITE_INSERT, WRITE_UPSERT, WRITE_UPDATE };
+
+static int write_certificate(cp_api_call *c, const sl_entity *e, const json_t *cert, int how,
+                             json_t **row, int *created, cp_store_error *err)
+{
+    const json_t *snis = json_object_get(cert, "snis");
+    int st = cp_store_begin(c->st, err);
+    if (st != CP_STORE_OK)
+        return st;
+    if (how == WRITE_INSERT)
+        st = cp_store_insert(c->st, e, cert, row, err);
+    else if (how == WRITE_UPSERT)
+        st = cp_store_upsert(c->st, e, cert, row, created, err);
+    else
+        st = cp_store_update(c->st, e, cert, row, err);
+    const char *id = json_string_value(json_object_get(*row, "id"));
+    if (st == CP_STORE_OK && json_is_array(snis) && cp_api_cert_sync_snis(c->st, id, snis, err))
+        st = err->status;
+    if (st == CP_STORE_OK && cp_api_cert_attach_snis(c->st, *row, err))
+        st = err->status;
+    if (st == CP_STORE_OK)
+        st = cp_store_commit(c->st, err);
+    else
+        cp_store_rollback(c->st);
+    return st;
+}
+
 /* ---- collections ---- */
 
 /* The first string of a query argument (repeated arguments decode to arrays). */
@@ -293,6 +322,20 @@ static void list(cp_api_call *c)
         return;
     }
 
+    if (cp_api_is_certificates(r->entity)) {
+        size_t i;
+        json_t *row;
+        json_array_foreach(rows, i, row)
+        {
+            if (cp_api_cert_attach_snis(c->st, row, &err)) {
+                json_decref(rows);
+                free(next);
+                cp_api_store_error(c->resp, &err, "listing a certificate's snis");
+                cp_store_error_clear(&err);
+                return;
+            }
+        }
+    }
     json_t *body = json_object();
     json_object_set_new(body, "data", rows ? rows : json_array());
     if (next) {
@@ -358,7 +401,9 @@ static void create(cp_api_call *c)
 
     json_t *row = NULL;
     cp_store_error err = {0};
-    int st = cp_store_insert(c->st, r->entity, body, &row, &err);
+    int st = cp_api_is_certificates(r->entity)
+                 ? write_certificate(c, r->entity, body, WRITE_INSERT, &row, NULL, &err)
+                 : cp_store_insert(c->st, r->entity, body, &row, &err);
     json_decref(body);
     reply_store_result(c, st, &err, row, 201, "inserting an entity");
     cp_store_error_clear(&err);
@@ -370,6 +415,15 @@ static void get_one(cp_api_call *c, const sl_entity *e, const char *key, const s
 {
     json_t *row = NULL;
     int r = sc ? lookup_scoped(c, e, key, sc, &row) : lookup(c, e, key, &row);
+    if (r == FOUND && cp_api_is_certificates(e)) {
+        cp_store_error err = {0};
+        if (cp_api_cert_attach_snis(c->st, row, &err)) {
+            json_decref(row);
+            cp_api_store_error(c->resp, &err, "listing a certificate's snis");
+            cp_store_error_clear(&err);
+            return;
+        }
+    }
     if (r == FOUND)
         cp_api_reply(c->resp, 200, row);
     else if (r == MISSING)
@@ -430,7 +484,9 @@ static json_t *put_one(cp_api_call *c, const sl_entity *e, const char *key, cons
     json_t *row = NULL;
     int created = 0;
     cp_store_error err = {0};
-    int st = cp_store_upsert(c->st, e, body, &row, &created, &err);
+    int st = cp_api_is_certificates(e)
+                 ? write_certificate(c, e, body, WRITE_UPSERT, &row, &created, &err)
+                 : cp_store_upsert(c->st, e, body, &row, &created, &err);
     json_decref(body);
     if (st != CP_STORE_OK) {
         json_decref(row);
@@ -479,7 +535,9 @@ static void patch_one(cp_api_call *c, const sl_entity *e, const char *key, const
 
     json_t *row = NULL;
     cp_store_error err = {0};
-    int st = cp_store_update(c->st, e, merged, &row, &err);
+    int st = cp_api_is_certificates(e)
+                 ? write_certificate(c, e, merged, WRITE_UPDATE, &row, NULL, &err)
+                 : cp_store_update(c->st, e, merged, &row, &err);
     json_decref(merged);
     reply_store_result(c, st, &err, row, 200, "updating an entity");
     cp_store_error_clear(&err);

@@ -42,4 +42,13 @@ int cp_api_read_body(cp_api_call *c, json_t **out, sl_validate_mode *mode);
  * violation and returns -1. */
 int cp_api_validate(cp_api_call *c, const sl_entity *e, json_t *entity, sl_validate_mode mode);
 
+/* Certificates' transient `snis` (api_cert_snis.c). */
+int cp_api_is_certificates(const sl_entity *e);
+/* Sets cert["snis"] to the sorted names of the SNIs pointing at it. 0, or -1 with err. */
+int cp_api_cert_attach_snis(cp_store *st, json_t *cert, cp_store_error *err);
+/* Makes the SNIs pointing at cert_id exactly the names in wanted (an array of strings).
+ * Call inside the transaction that writes the certificate. 0, or -1 with err. */
+int cp_api_cert_sync_snis(cp_store *st, const char *cert_id, const json_t *wanted,
+                          cp_store_error *err);
+
 #endif

@@ -109,7 +109,8 @@ static int part_name(const char *h, size_t hlen, char *name, size_t namelen)
         const char *lend = eol ? eol : end;
         const char *colon = memchr(p, ':', (size_t)(lend - p));
         static const char cd[] = "content-disposition";
-        if (colon && (size_t)(colon - p) == sizeof(cd) - 1 && strncasecmp(p, cd, sizeof(cd) - 1) == 0) {
+        if (colon && (size_t)(colon - p) == sizeof(cd) - 1 &&
+            strncasecmp(p, cd, sizeof(cd) - 1) == 0) {
             const char *v = skip_ws(colon + 1, lend);
             if ((size_t)(lend - v) < 9 || strncasecmp(v, "form-data", 9) != 0)
                 return -1;

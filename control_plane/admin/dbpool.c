@@ -124,8 +124,8 @@ static void on_async(uv_async_t *h)
 }
 
 cp_dbpool *cp_dbpool_start(uv_loop_t *loop, const sl_settings *s, const cp_admin_ctx *ctx,
-                           int nthreads, int max_queue, cp_dbpool_done_cb cb, void *arg,
-                           char *err, size_t errlen)
+                           int nthreads, int max_queue, cp_dbpool_done_cb cb, void *arg, char *err,
+                           size_t errlen)
 {
     cp_dbpool *p = calloc(1, sizeof(*p));
     if (!p) {

@@ -31,8 +31,8 @@ typedef void (*cp_dbpool_done_cb)(cp_admin_job *job, void *arg);
 /* Starts nthreads threads with a queue of at most max_queue waiting jobs. settings and ctx must
  * outlive the pool. NULL with err on failure. */
 cp_dbpool *cp_dbpool_start(uv_loop_t *loop, const sl_settings *s, const cp_admin_ctx *ctx,
-                           int nthreads, int max_queue, cp_dbpool_done_cb cb, void *arg,
-                           char *err, size_t errlen);
+                           int nthreads, int max_queue, cp_dbpool_done_cb cb, void *arg, char *err,
+                           size_t errlen);
 
 /* Queues a job (the pool owns it until the callback). -1 when the queue is full: the caller
  * keeps the job and answers 503. Loop thread only. */

@@ -52,8 +52,8 @@ size_t cp_form_unescape(const char *in, size_t len, char *out, int plus_space)
         char c = in[i];
         if (c == '%' && i + 2 < len && hexval((unsigned char)in[i + 1]) >= 0 &&
             hexval((unsigned char)in[i + 2]) >= 0) {
-            out[n++] = (char)(hexval((unsigned char)in[i + 1]) * 16 +
-                              hexval((unsigned char)in[i + 2]));
+            out[n++] =
+                (char)(hexval((unsigned char)in[i + 1]) * 16 + hexval((unsigned char)in[i + 2]));
             i += 2;
         } else if (c == '+' && plus_space) {
             out[n++] = ' ';

@@ -12,15 +12,15 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#define CP_FORM_MAX_DEPTH 8      /* key segments ("a.b[c][]" is 4); deeper: 400 */
-#define CP_FORM_MAX_INDEX 1000   /* largest 1-based array index */
+#define CP_FORM_MAX_DEPTH 8       /* key segments ("a.b[c][]" is 4); deeper: 400 */
+#define CP_FORM_MAX_INDEX 1000    /* largest 1-based array index */
 #define CP_FORM_MAX_PADDING 10000 /* nulls filling gaps of sparse indexes, per decode */
 
 /* State of one decode: the object being built and the bounds spent so far. */
 typedef struct {
-    json_t *root;  /* owned by the caller */
-    int nargs;     /* arguments added (bounded by CP_ADMIN_MAX_ARGS) */
-    long padding;  /* nulls added for sparse indexes */
+    json_t *root; /* owned by the caller */
+    int nargs;    /* arguments added (bounded by CP_ADMIN_MAX_ARGS) */
+    long padding; /* nulls added for sparse indexes */
 } cp_form;
 
 /* Adds one already-decoded argument to f->root. key and value may hold any bytes; they must be

@@ -16,8 +16,8 @@ char *cp_http_response(const cp_admin_response *resp, int head, int keepalive,
                        unsigned long latency_ms, size_t *len);
 
 /* A response with body {"message": message} and optional extra header lines ("Name: v\r\n"). */
-char *cp_http_message(int status, const char *message, const char *extra, int head,
-                      int keepalive, size_t *len);
+char *cp_http_message(int status, const char *message, const char *extra, int head, int keepalive,
+                      size_t *len);
 
 /* "Not Found" for 404, ...; "Unknown" for codes outside the table. Static string. */
 const char *cp_http_reason(int status);

@@ -1,6 +1,7 @@
 /* Admin API listeners: binds admin_listen, sets up TLS for 'ssl' entries, owns the DB thread
  * pool, and shuts everything down. Connections themselves live in conn.c. */
 
+#include <errno.h>
 #include <netdb.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -63,6 +64,17 @@ static SSL_CTX *tls_context(const sl_settings *s, char *err, size_t errlen)
                  "admin_listen has an 'ssl' entry but admin_ssl_cert and admin_ssl_cert_key are "
                  "not both set");
         return NULL;
+    }
+    /* OpenSSL's own text for a missing file ("system lib") does not say which. */
+    const char *const files[2][2] = {{"admin_ssl_cert", cert}, {"admin_ssl_cert_key", key}};
+    for (int i = 0; i < 2; i++) {
+        FILE *f = fopen(files[i][1], "r");
+        if (!f) {
+            snprintf(err, errlen, "%s: cannot read '%s': %s", files[i][0], files[i][1],
+                     strerror(errno));
+            return NULL;
+        }
+        fclose(f);
     }
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx) {

@@ -36,8 +36,8 @@ void cp_snapshot_ref_release(cp_snapshot_ref *s);
 
 /* Starts the listener. Needs cluster_cert and cluster_cert_key (and cluster_ca_cert in pki
  * mode); NULL with err naming the missing setting or the bind failure. */
-cp_cluster *cp_cluster_start(uv_loop_t *loop, const sl_settings *s, const char *node_id,
-                             char *err, size_t errlen);
+cp_cluster *cp_cluster_start(uv_loop_t *loop, const sl_settings *s, const char *node_id, char *err,
+                             size_t errlen);
 
 /* Makes snap the current snapshot (takes a reference) and queues it to every connected,
  * compatible data plane whose version is older. Loop thread only. A DP connecting later gets

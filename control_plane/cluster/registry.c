@@ -159,13 +159,12 @@ void cp_registry_ack(cp_registry *r, const char *node_id, int64_t config_version
 }
 
 void cp_registry_error(cp_registry *r, const char *node_id, int64_t config_version,
-                       const char *config_hash, const char *message, json_t *errors,
-                       time_t now)
+                       const char *config_hash, const char *message, json_t *errors, time_t now)
 {
     /* Build the JSON outside the lock: a large per-entity list must not stall readers. */
-    json_t *err = json_pack("{s:s, s:I, s:s, s:O?}", "message", message ? message : "",
-                            "version", (json_int_t)config_version, "hash",
-                            config_hash ? config_hash : "", "errors", errors);
+    json_t *err = json_pack("{s:s, s:I, s:s, s:O?}", "message", message ? message : "", "version",
+                            (json_int_t)config_version, "hash", config_hash ? config_hash : "",
+                            "errors", errors);
     pthread_mutex_lock(&r->mu);
     cp_dp_entry *e = find(r, node_id);
     if (e) {
@@ -198,12 +197,12 @@ json_t *cp_registry_list(cp_registry *r)
         cp_dp_entry *e = &r->e[i];
         /* The error object is deep-copied: the caller may use it after the lock is gone
          * while the loop replaces the entry's error. */
-        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:s, s:b, s:o}", "id", e->id,
-                              "hostname", e->hostname, "ip", e->ip, "version", e->version,
-                              "config_version", (json_int_t)e->config_version, "config_hash",
-                              e->config_hash, "last_seen", (json_int_t)e->last_seen,
-                              "sync_status", e->sync_status, "connected", e->connected,
-                              "error", e->error ? json_deep_copy(e->error) : json_null());
+        json_t *o =
+            json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:s, s:b, s:o}", "id", e->id, "hostname",
+                      e->hostname, "ip", e->ip, "version", e->version, "config_version",
+                      (json_int_t)e->config_version, "config_hash", e->config_hash, "last_seen",
+                      (json_int_t)e->last_seen, "sync_status", e->sync_status, "connected",
+                      e->connected, "error", e->error ? json_deep_copy(e->error) : json_null());
         if (o)
             json_array_append_new(a, o);
     }

@@ -40,8 +40,7 @@ void cp_registry_ack(cp_registry *r, const char *node_id, int64_t config_version
 /* An error report about a snapshot: sync_status "config_rejected" and error = {message,
  * version, hash, errors} (errors: array or NULL, borrowed and copied). */
 void cp_registry_error(cp_registry *r, const char *node_id, int64_t config_version,
-                       const char *config_hash, const char *message, json_t *errors,
-                       time_t now);
+                       const char *config_hash, const char *message, json_t *errors, time_t now);
 
 /* The connection numbered conn closed: connected = false (unless a newer connection of the
  * same data plane is up). */

@@ -7,6 +7,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +25,8 @@
 /* The control plane side of /v1/outlet: libwebsockets on the control plane's own libuv loop
  * (a "foreign" loop to lws), mutual TLS, one session per data plane. */
 
-#define CHUNK (64 * 1024)      /* bytes of a snapshot written per WRITEABLE callback */
-#define HELLO_TIMEOUT_S 10     /* a connection that says nothing is dropped after this */
+#define CHUNK (64 * 1024)  /* bytes of a snapshot written per WRITEABLE callback */
+#define HELLO_TIMEOUT_S 10 /* a connection that says nothing is dropped after this */
 #define PROTOCOL_NAME "sluice-cluster"
 #define OUTLET_PATH "/v1/outlet"
 
@@ -53,8 +54,8 @@ struct cp_session {
     cp_session *next, *prev;
     char ip[64];
     char node_id[37];
-    uint64_t conn;    /* registry connection number; 0 until a valid hello */
-    json_t *plugins;  /* names the data plane has */
+    uint64_t conn;      /* registry connection number; 0 until a valid hello */
+    json_t *plugins;    /* names the data plane has */
     int64_t dp_version; /* what the data plane says it serves */
     char dp_hash[65];
     int sent_any;
@@ -85,9 +86,10 @@ static void lws_log_emit(int level, const char *line)
     size_t n = strlen(line);
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         n--;
-    /* lws is chatty at NOTICE (vhost creation); its errors are ours at [error]. */
-    sl_log(level == LLL_ERR ? SL_LOG_ERROR : level == LLL_WARN ? SL_LOG_WARN : SL_LOG_DEBUG,
-           "cluster: lws: %.*s", (int)n, line);
+    /* lws reports a refused peer certificate as an error of its own; we log those (naming the
+     * peer) at [warn], so lws's lines are details: [info] for its errors, debug otherwise. */
+    sl_log((level & (LLL_ERR | LLL_WARN)) ? SL_LOG_INFO : SL_LOG_DEBUG, "cluster: lws: %.*s",
+           (int)n, line);
 }
 
 /* ---- certificates ---- */
@@ -360,10 +362,10 @@ static int on_message(cp_session *s)
                 (long long)m.config_version);
         break;
     case SL_CMSG_ERROR:
-        cp_registry_error(c->reg, s->node_id, m.config_version, m.config_hash, m.message,
-                          m.errors, now);
-        sl_warn("cluster: data plane %s (%s) rejected config version %lld: %s", s->node_id,
-                s->ip, (long long)m.config_version, m.message);
+        cp_registry_error(c->reg, s->node_id, m.config_version, m.config_hash, m.message, m.errors,
+                          now);
+        sl_warn("cluster: data plane %s (%s) rejected config version %lld: %s", s->node_id, s->ip,
+                (long long)m.config_version, m.message);
         break;
     case SL_CMSG_PING:
         s->dp_version = m.config_version;
@@ -420,8 +422,8 @@ static int on_writeable(cp_session *s)
         if (w < (int)n)
             return -1;
         if (s->close_after_ctrl) {
-            lws_close_reason(s->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
-                             (unsigned char *)"refused", 7);
+            lws_close_reason(s->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, (unsigned char *)"refused",
+                             7);
             return -1;
         }
     }
@@ -493,6 +495,18 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     }
     case LWS_CALLBACK_OPENSSL_PERFORM_CLIENT_CERT_VERIFICATION:
         return verify_client_cert((X509_STORE_CTX *)user, (SSL *)in, (int)len);
+    case LWS_CALLBACK_SSL_INFO: {
+        /* A peer without any certificate never reaches the verify callback: name it here,
+         * from the alert our side sends (116: certificate_required). */
+        const struct lws_ssl_info *si = in;
+        if (si && (si->where & SSL_CB_ALERT) && (si->where & SSL_CB_WRITE) &&
+            (si->ret & 0xff) == 116) {
+            char ip[64] = "?";
+            lws_get_peer_simple(wsi, ip, sizeof(ip));
+            sl_warn("cluster: refused data plane %s: it presented no client certificate", ip);
+        }
+        return 0;
+    }
     case LWS_CALLBACK_HTTP:
         /* Only websocket upgrades on /v1/outlet are served. */
         if (lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL))
@@ -504,8 +518,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             strcmp(uri, OUTLET_PATH) != 0) {
             char ip[64];
             lws_get_peer_simple(wsi, ip, sizeof(ip));
-            sl_info("cluster: refused websocket on a path other than %s from %s", OUTLET_PATH,
-                    ip);
+            sl_info("cluster: refused websocket on a path other than %s from %s", OUTLET_PATH, ip);
             return -1;
         }
         return 0;
@@ -558,8 +571,8 @@ static void cluster_free(cp_cluster *c)
     free(c);
 }
 
-cp_cluster *cp_cluster_start(uv_loop_t *loop, const sl_settings *s, const char *node_id,
-                             char *err, size_t errlen)
+cp_cluster *cp_cluster_start(uv_loop_t *loop, const sl_settings *s, const char *node_id, char *err,
+                             size_t errlen)
 {
     pthread_once(&ssl_index_once, make_ssl_index);
     cp_cluster *c = calloc(1, sizeof(*c));
@@ -573,8 +586,7 @@ cp_cluster *cp_cluster_start(uv_loop_t *loop, const sl_settings *s, const char *
     if (check_readable(s, "cluster_cert", &c->cert, err, errlen,
                        "the cluster listener needs a certificate; `sluice-cp certs generate "
                        "--out DIR` writes one") ||
-        check_readable(s, "cluster_cert_key", &c->key, err, errlen,
-                       "the key of cluster_cert") ||
+        check_readable(s, "cluster_cert_key", &c->key, err, errlen, "the key of cluster_cert") ||
         (!c->shared && check_readable(s, "cluster_ca_cert", &c->ca, err, errlen,
                                       "cluster_mtls = pki needs the CA that signs data plane "
                                       "certificates")) ||
@@ -604,15 +616,13 @@ cp_cluster *cp_cluster_start(uv_loop_t *loop, const sl_settings *s, const char *
     memset(&info, 0, sizeof(info));
     info.port = addr.port;
     /* lws binds "0.0.0.0" as an interface name lookup; NULL means every address. */
-    info.iface = (strcmp(c->iface, "0.0.0.0") == 0 || strcmp(c->iface, "*") == 0) ? NULL
-                                                                                   : c->iface;
+    info.iface = (strcmp(c->iface, "0.0.0.0") == 0 || strcmp(c->iface, "*") == 0) ? NULL : c->iface;
     info.protocols = protocols;
-    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
-                   LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT |
-                   LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN |
-                   LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS |
-                   LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND |
-                   LWS_SERVER_OPTION_SKIP_SERVER_CANONICAL_NAME;
+    info.options =
+        LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
+        LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT |
+        LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN | LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS |
+        LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND | LWS_SERVER_OPTION_SKIP_SERVER_CANONICAL_NAME;
     if (strchr(c->iface, ':') == NULL && info.iface)
         info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
     info.foreign_loops = loops;
@@ -625,6 +635,7 @@ cp_cluster *cp_cluster_start(uv_loop_t *loop, const sl_settings *s, const char *
     info.retry_and_idle_policy = &c->idle;
     info.timeout_secs = 10;
     info.vhost_name = "sluice-cluster";
+    info.ssl_info_event_mask = SSL_CB_ALERT;
 
     c->ctx = lws_create_context(&info);
     if (!c->ctx) {
@@ -646,9 +657,9 @@ void cp_cluster_publish(cp_cluster *c, cp_snapshot_ref *snap)
 {
     if (!c || !snap)
         return;
-    if (c->current && (snap->version < c->current->version ||
-                       (snap->version == c->current->version &&
-                        strcmp(snap->hash, c->current->hash) == 0)))
+    if (c->current &&
+        (snap->version < c->current->version ||
+         (snap->version == c->current->version && strcmp(snap->hash, c->current->hash) == 0)))
         return;
     snap->refs++;
     cp_snapshot_ref_release(c->current);
@@ -668,13 +679,30 @@ static void reaper_closed(uv_handle_t *h)
     cluster_free(h->data);
 }
 
+/* Counts the loop's handles that belong to lws's context (its timers and other static
+ * handles carry the context in data). */
+static void count_lws_handle(uv_handle_t *h, void *arg)
+{
+    void **a = arg;
+    if (h->data == a[0])
+        a[1] = (void *)((uintptr_t)a[1] + 1);
+}
+
 static void reaper_tick(uv_timer_t *t)
 {
     cp_cluster *c = t->data;
-    /* lws writes NULL to c->ctx (pcontext) once its handles on our loop have closed; only
-     * then may the state its callbacks use go. If that never happens, keep the memory rather
-     * than risk a callback into freed state, and let the loop end. */
-    if (c->ctx && ++c->reaper_ticks < 500)
+    /* lws 4.1 on a foreign libuv loop stops after the first lws_context_destroy: it closes
+     * every connection and its handles, and then waits to be called again (once those close
+     * callbacks have run) to free the context, which writes NULL to c->ctx. Only then may the
+     * state its callbacks use go. If that never happens, keep the memory rather than risk a
+     * callback into freed state, and let the loop end. */
+    if (c->ctx) {
+        void *a[2] = {c->ctx, NULL};
+        uv_walk(c->loop, count_lws_handle, a);
+        if (a[1] == NULL && c->reaper_ticks >= 1)
+            lws_context_destroy(c->ctx);
+    }
+    if (c->ctx && ++c->reaper_ticks < 300)
         return;
     uv_timer_stop(t);
     if (c->ctx) {

@@ -82,13 +82,13 @@ int cp_store_upsert(cp_store *st, const sl_entity *e, const json_t *entity, json
 int cp_store_delete(cp_store *st, const sl_entity *e, const char *id, cp_store_error *err);
 
 typedef struct {
-    int size;                 /* page size, 1..1000 */
-    const char *offset;       /* opaque offset from a previous page, or NULL */
-    const char *const *tags;  /* NULL or tags to filter on */
+    int size;                /* page size, 1..1000 */
+    const char *offset;      /* opaque offset from a previous page, or NULL */
+    const char *const *tags; /* NULL or tags to filter on */
     int ntags;
-    int tags_or;              /* 0: row has all tags; 1: row has any */
-    const char *foreign;      /* NULL or a FOREIGN field name to filter on ("service") */
-    const char *foreign_id;   /* its uuid */
+    int tags_or;            /* 0: row has all tags; 1: row has any */
+    const char *foreign;    /* NULL or a FOREIGN field name to filter on ("service") */
+    const char *foreign_id; /* its uuid */
 } cp_store_list_query;
 
 /* Lists rows ordered by id. *rows is a new JSON array; *next_offset a malloc'd opaque offset

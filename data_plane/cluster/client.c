@@ -6,6 +6,7 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,8 +28,9 @@ extern const char *const *dp_plugin_names(void) __attribute__((weak));
 #define PING_INTERVAL_MS 10000
 #define BACKOFF_FIRST_MS 500
 #define BACKOFF_MAX_MS 30000
-#define MAX_QUEUED 64          /* control messages waiting for the socket */
-#define PEEK_KEEP 512          /* bytes kept of an oversized snapshot, to name its version */
+#define MAX_QUEUED 64             /* control messages waiting for the socket */
+#define PEEK_KEEP 512             /* bytes kept of an oversized snapshot, to name its version */
+#define CONNECT_WATCHDOG_MS 15000 /* an attempt not established by then is given up */
 
 typedef enum {
     ST_IDLE,       /* waiting for the retry timer */
@@ -62,7 +64,7 @@ struct dp_cluster_client {
     size_t max_payload;
     struct lws *wsi;
     unsigned attempt;
-    uv_timer_t retry_timer, ping_timer, reaper;
+    uv_timer_t retry_timer, ping_timer, watchdog, reaper;
     int reaper_ticks;
     uv_getaddrinfo_t gai;
     int gai_active;
@@ -74,6 +76,8 @@ struct dp_cluster_client {
     size_t rx_head_len;
     out_msg *out_head, *out_tail;
     size_t out_count;
+    char tls_refusal[200];  /* why we refused the control plane's certificate, for the log */
+    struct lws *killed_wsi; /* an attempt the watchdog gave up: its late callbacks are ignored */
 };
 
 static void lws_log_emit(int level, const char *line)
@@ -81,8 +85,10 @@ static void lws_log_emit(int level, const char *line)
     size_t n = strlen(line);
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         n--;
-    sl_log(level == LLL_ERR ? SL_LOG_ERROR : level == LLL_WARN ? SL_LOG_WARN : SL_LOG_DEBUG,
-           "cluster: lws: %.*s", (int)n, line);
+    /* Refused certificates are logged by us at [warn] with the reason; lws's own lines about
+     * them are details. */
+    sl_log((level & (LLL_ERR | LLL_WARN)) ? SL_LOG_INFO : SL_LOG_DEBUG, "cluster: lws: %.*s",
+           (int)n, line);
 }
 
 static void connect_now(dp_cluster_client *c);
@@ -115,8 +121,8 @@ static int queue_msg(dp_cluster_client *c, const sl_cluster_msg *m)
                 return 0;
     }
     if (c->out_count >= MAX_QUEUED) {
-        sl_warn("cluster: %zu messages wait for the control plane; dropping a %s",
-                c->out_count, sl_cmsg_type_name(m->type));
+        sl_warn("cluster: %zu messages wait for the control plane; dropping a %s", c->out_count,
+                sl_cmsg_type_name(m->type));
         return -1;
     }
     unsigned char *bytes;
@@ -185,8 +191,8 @@ static void send_ack(dp_cluster_client *c, int64_t version, const char *hash)
 
 /* Sends an error report; a per-entity list too large for one message is cut down (halved
  * until it fits) rather than dropped, so the operator still sees the first reasons. */
-static void send_error(dp_cluster_client *c, int64_t version, const char *hash,
-                       const char *message, json_t *errors)
+static void send_error(dp_cluster_client *c, int64_t version, const char *hash, const char *message,
+                       json_t *errors)
 {
     sl_cluster_msg m;
     memset(&m, 0, sizeof(m));
@@ -367,14 +373,14 @@ static int on_receive(dp_cluster_client *c, const unsigned char *in, size_t len)
 
 static int verify_server_cert(dp_cluster_client *c, X509_STORE_CTX *xs, int preverify_ok)
 {
+    /* The connection error that follows reports the reason we keep here. */
     if (!preverify_ok) {
         int e = X509_STORE_CTX_get_error(xs);
-        sl_warn("cluster: refused control plane %s:%d: certificate at depth %d: %s",
-                c ? c->cp_host : "?", c ? c->cp_port : 0, X509_STORE_CTX_get_error_depth(xs),
-                X509_verify_cert_error_string(e));
+        snprintf(c->tls_refusal, sizeof(c->tls_refusal), "refused its certificate (depth %d): %s",
+                 X509_STORE_CTX_get_error_depth(xs), X509_verify_cert_error_string(e));
         return 1;
     }
-    if (c && c->shared && X509_STORE_CTX_get_error_depth(xs) == 0) {
+    if (c->shared && X509_STORE_CTX_get_error_depth(xs) == 0) {
         char got[SL_SHA256_HEX];
         X509 *cert = X509_STORE_CTX_get_current_cert(xs);
         unsigned char *der = NULL;
@@ -382,9 +388,9 @@ static int verify_server_cert(dp_cluster_client *c, X509_STORE_CTX *xs, int prev
         int ok = len > 0 && sl_sha256_hex(der, (size_t)len, got) == 0 && !strcmp(got, c->pin);
         OPENSSL_free(der);
         if (!ok) {
-            sl_warn("cluster: refused control plane %s:%d: its certificate is not the cluster "
-                    "certificate (digest does not match cluster_cert)",
-                    c->cp_host, c->cp_port);
+            snprintf(c->tls_refusal, sizeof(c->tls_refusal),
+                     "refused its certificate: not the cluster certificate (digest does not "
+                     "match cluster_cert)");
             X509_STORE_CTX_set_error(xs, X509_V_ERR_CERT_REJECTED);
             return 1;
         }
@@ -411,6 +417,27 @@ static void schedule_retry(dp_cluster_client *c)
     c->attempt++;
     sl_info("cluster: reconnecting to the control plane in %llu ms", (unsigned long long)delay);
     uv_timer_start(&c->retry_timer, on_retry_timer, delay, 0);
+}
+
+static void on_closed(dp_cluster_client *c, const char *why);
+
+/* lws 4.1 does not always report a connection the server closes right after a TLS 1.3
+ * handshake (e.g. when the server refuses our certificate): without this, such an attempt
+ * would wait forever instead of retrying. */
+static void on_watchdog(uv_timer_t *t)
+{
+    dp_cluster_client *c = t->data;
+    if (c->state != ST_CONNECTING)
+        return;
+    if (c->wsi) {
+        /* Let lws close it; its close callback then schedules the retry. */
+        c->killed_wsi = c->wsi;
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_AWAITING_SERVER_RESPONSE, LWS_TO_KILL_ASYNC);
+        c->wsi = NULL;
+    }
+    on_closed(c, c->tls_refusal[0] ? c->tls_refusal
+                                   : "no websocket answer (certificate refused by the control "
+                                     "plane?)");
 }
 
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
@@ -446,6 +473,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     ci.pwsi = &c->wsi;
     ci.retry_and_idle_policy = &c->idle;
     c->state = ST_CONNECTING;
+    uv_timer_start(&c->watchdog, on_watchdog, CONNECT_WATCHDOG_MS, 0);
     if (!lws_client_connect_via_info(&ci)) {
         sl_warn("cluster: cannot start a connection to the control plane %s:%d", c->cp_host,
                 c->cp_port);
@@ -485,16 +513,17 @@ static void on_closed(dp_cluster_client *c, const char *why)
 {
     int was_connected = c->state == ST_CONNECTED;
     uv_timer_stop(&c->ping_timer);
+    uv_timer_stop(&c->watchdog);
     out_clear(c);
     rx_reset(c);
     if (c->state == ST_STOPPING)
         return;
     if (was_connected)
-        sl_warn("cluster: disconnected from the control plane %s:%d%s%s", c->cp_host,
-                c->cp_port, why ? ": " : "", why ? why : "");
+        sl_warn("cluster: disconnected from the control plane %s:%d%s%s", c->cp_host, c->cp_port,
+                why ? ": " : "", why ? why : "");
     else
-        sl_warn("cluster: cannot connect to the control plane %s:%d: %s", c->cp_host,
-                c->cp_port, why ? why : "connection failed");
+        sl_warn("cluster: cannot connect to the control plane %s:%d: %s", c->cp_host, c->cp_port,
+                why ? why : "connection failed");
     schedule_retry(c);
 }
 
@@ -508,15 +537,31 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     switch (reason) {
     case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:
         return verify_server_cert(c, (X509_STORE_CTX *)user, (int)len);
-    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {
-        char why[200];
-        snprintf(why, sizeof(why), "%.*s", in ? (int)strnlen(in, 190) : 0,
-                 in ? (const char *)in : "");
-        c->wsi = NULL;
-        on_closed(c, why[0] ? why : NULL);
-        return 0;
-    }
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+    case LWS_CALLBACK_CLIENT_CLOSED:
+        if (wsi == c->killed_wsi) {
+            c->killed_wsi = NULL;
+            return 0;
+        }
+        if (reason == LWS_CALLBACK_CLIENT_CLOSED) {
+            c->wsi = NULL;
+            on_closed(c, NULL);
+            return 0;
+        }
+        {
+            char why[200];
+            snprintf(why, sizeof(why), "%.*s", in ? (int)strnlen(in, 190) : 0,
+                     in ? (const char *)in : "");
+            c->wsi = NULL;
+            if (c->tls_refusal[0])
+                snprintf(why, sizeof(why), "%s", c->tls_refusal);
+            c->tls_refusal[0] = 0;
+            on_closed(c, why[0] ? why : NULL);
+            return 0;
+        }
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
+        c->tls_refusal[0] = 0;
+        uv_timer_stop(&c->watchdog);
         c->state = ST_CONNECTED;
         c->attempt = 0;
         rx_reset(c);
@@ -530,10 +575,6 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return on_receive(c, in, len);
     case LWS_CALLBACK_CLIENT_WRITEABLE:
         return c->state == ST_CONNECTED ? on_writeable(c) : 0;
-    case LWS_CALLBACK_CLIENT_CLOSED:
-        c->wsi = NULL;
-        on_closed(c, NULL);
-        return 0;
     default:
         break;
     }
@@ -627,16 +668,16 @@ dp_cluster_client *dp_cluster_client_start(uv_loop_t *loop, const sl_settings *s
     } else {
         const char *sn = sl_settings_get(s, "cluster_server_name");
         if (!sn || !*sn) {
-            snprintf(err, errlen, "cluster_server_name is not set (cluster_mtls = pki checks "
-                                  "the control plane's certificate against it)");
+            snprintf(err, errlen,
+                     "cluster_server_name is not set (cluster_mtls = pki checks "
+                     "the control plane's certificate against it)");
             goto fail;
         }
         snprintf(c->server_name, sizeof(c->server_name), "%s", sn);
     }
     sl_listen_addr addr;
     char e[200];
-    if (sl_listen_parse(sl_settings_get(s, "cluster_control_plane"), &addr, 1, e, sizeof(e)) !=
-        1) {
+    if (sl_listen_parse(sl_settings_get(s, "cluster_control_plane"), &addr, 1, e, sizeof(e)) != 1) {
         snprintf(err, errlen, "cluster_control_plane: %s", e);
         goto fail;
     }
@@ -668,13 +709,15 @@ dp_cluster_client *dp_cluster_client_start(uv_loop_t *loop, const sl_settings *s
     info.connect_timeout_secs = 10;
     c->ctx = lws_create_context(&info);
     if (!c->ctx) {
-        snprintf(err, errlen, "cannot start the cluster client (cluster_cert/cluster_cert_key "
-                              "do not load: see the log)");
+        snprintf(err, errlen,
+                 "cannot start the cluster client (cluster_cert/cluster_cert_key "
+                 "do not load: see the log)");
         goto fail;
     }
     uv_timer_init(loop, &c->retry_timer);
     uv_timer_init(loop, &c->ping_timer);
-    c->retry_timer.data = c->ping_timer.data = c;
+    uv_timer_init(loop, &c->watchdog);
+    c->retry_timer.data = c->ping_timer.data = c->watchdog.data = c;
     sl_notice("cluster: data plane %s connects to the control plane %s:%d (mtls %s)", c->node_id,
               c->cp_host, c->cp_port, c->shared ? "shared" : "pki");
     connect_now(c);
@@ -694,12 +737,29 @@ static void reaper_closed(uv_handle_t *h)
     client_free(h->data);
 }
 
+/* Counts the loop's handles that belong to lws's context (its static handles carry the
+ * context in data). */
+static void count_lws_handle(uv_handle_t *h, void *arg)
+{
+    void **a = arg;
+    if (h->data == a[0])
+        a[1] = (void *)((uintptr_t)a[1] + 1);
+}
+
 static void reaper_tick(uv_timer_t *t)
 {
     dp_cluster_client *c = t->data;
-    /* Free only once lws has finished with our loop (it NULLs c->ctx) and a pending
-     * getaddrinfo has called back; give up (and keep the memory) after 5 s. */
-    if ((c->ctx || c->gai_active) && ++c->reaper_ticks < 500)
+    /* lws 4.1 on a foreign libuv loop stops after the first lws_context_destroy: it closes the
+     * connection and its handles, then waits to be called again (once those close callbacks
+     * ran) to free the context, which writes NULL to c->ctx. Free our state only after that
+     * and after a pending getaddrinfo called back; give up (keeping the memory) after 3 s. */
+    if (c->ctx) {
+        void *a[2] = {c->ctx, NULL};
+        uv_walk(c->loop, count_lws_handle, a);
+        if (a[1] == NULL && c->reaper_ticks >= 1)
+            lws_context_destroy(c->ctx);
+    }
+    if ((c->ctx || c->gai_active) && ++c->reaper_ticks < 300)
         return;
     uv_timer_stop(t);
     if (c->ctx || c->gai_active) {
@@ -717,6 +777,8 @@ void dp_cluster_client_stop(dp_cluster_client *c)
     c->state = ST_STOPPING;
     uv_timer_stop(&c->retry_timer);
     uv_timer_stop(&c->ping_timer);
+    uv_timer_stop(&c->watchdog);
+    uv_close((uv_handle_t *)&c->watchdog, NULL);
     uv_close((uv_handle_t *)&c->retry_timer, NULL);
     uv_close((uv_handle_t *)&c->ping_timer, NULL);
     if (c->gai_active)

@@ -143,8 +143,8 @@ static int build_upstreams(dp_generation *g, json_t *config, char *err, size_t e
             const char *ts = str(t, "target");
             if (!ts || parse_target(ts, &dt->host, &dt->port) != 0) {
                 free(dt->host);
-                snprintf(err, errlen, "targets %s: bad target '%s'", str(t, "id") ? str(t, "id") : "?",
-                         ts ? ts : "");
+                snprintf(err, errlen, "targets %s: bad target '%s'",
+                         str(t, "id") ? str(t, "id") : "?", ts ? ts : "");
                 return -1;
             }
             dt->weight = (unsigned)(w > 65535 ? 65535 : w);
@@ -263,8 +263,8 @@ static int build_routes(dp_generation *g, json_t *config, char *err, size_t errl
         const json_t *svc = NULL;
         size_t k;
         json_t *s;
-        json_array_foreach(arr(config, "services"), k, s) if (sid && str(s, "id") &&
-                                                             strcmp(str(s, "id"), sid) == 0) svc = s;
+        json_array_foreach(arr(config, "services"), k,
+                           s) if (sid && str(s, "id") && strcmp(str(s, "id"), sid) == 0) svc = s;
         if (svc && json_is_false(json_object_get(svc, "enabled")))
             skip[i] = 1; /* Kong leaves routes of disabled services out of the router */
     }

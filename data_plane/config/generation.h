@@ -33,14 +33,14 @@ typedef struct {
 
 typedef struct {
     char *id, *name;
-    int https;     /* protocol https */
-    char *host;    /* upstream name or DNS name / address */
+    int https;  /* protocol https */
+    char *host; /* upstream name or DNS name / address */
     int port;
-    char *path;    /* NULL: "/" */
+    char *path; /* NULL: "/" */
     int retries;
     int connect_timeout, write_timeout, read_timeout; /* ms */
     int tls_verify;
-    SSL_CTX *tls_ctx; /* https only */
+    SSL_CTX *tls_ctx;      /* https only */
     dp_upstream *upstream; /* NULL: resolve host */
 } dp_service;
 

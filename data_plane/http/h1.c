@@ -151,7 +151,8 @@ static int on_header_value_complete(llhttp_t *p)
     h->hstate = 0;
     if (!x->value.p)
         x->value.p = "";
-    while (x->value.len && (x->value.p[x->value.len - 1] == ' ' || x->value.p[x->value.len - 1] == '\t'))
+    while (x->value.len &&
+           (x->value.p[x->value.len - 1] == ' ' || x->value.p[x->value.len - 1] == '\t'))
         x->value.len--;
     int req = h->p.type == HTTP_REQUEST;
     int bad = req ? 400 : 502;

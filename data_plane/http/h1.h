@@ -11,9 +11,9 @@
 
 #include "data_plane/util/slice.h"
 
-#define DP_MAX_HEADERS 100          /* more: 431 */
+#define DP_MAX_HEADERS 100            /* more: 431 */
 #define DP_MAX_HEAD_BYTES (32 * 1024) /* request line + headers; more: 431 */
-#define DP_MAX_URI 8192             /* more: 414 */
+#define DP_MAX_URI 8192               /* more: 414 */
 
 typedef enum { DP_H1_REQUEST, DP_H1_RESPONSE } dp_h1_type;
 
@@ -23,7 +23,7 @@ typedef struct {
     dp_slice path;   /* requests: url without query (absolute-form: without scheme://authority) */
     dp_slice query;  /* requests: after '?', without it; empty when none */
     dp_slice authority; /* requests in absolute-form: the host[:port] from the URL */
-    int status;      /* responses */
+    int status;         /* responses */
     uint8_t http_major, http_minor;
     uint8_t method_id; /* llhttp_method_t */
     uint16_t nheaders;
@@ -54,11 +54,11 @@ typedef struct {
     unsigned msg_complete : 1;  /* the whole current message is parsed */
     unsigned skip_body : 1;     /* responses: the request was HEAD, so no body follows */
     unsigned paused : 1;
-    int hstate;           /* 0: before a header, 1: in a name, 2: in a value */
+    int hstate; /* 0: before a header, 1: in a name, 2: in a value */
     int cl_count, te_count;
-    size_t head_bytes;    /* bytes of the head seen so far */
-    int error_status;     /* on DP_H1_ERROR: 400, 414, 431 (requests) or 502 (responses) */
-    const char *error;    /* on DP_H1_ERROR: what was wrong (static text) */
+    size_t head_bytes; /* bytes of the head seen so far */
+    int error_status;  /* on DP_H1_ERROR: 400, 414, 431 (requests) or 502 (responses) */
+    const char *error; /* on DP_H1_ERROR: what was wrong (static text) */
 } dp_h1;
 
 typedef enum {

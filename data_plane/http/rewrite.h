@@ -42,14 +42,14 @@ long dp_rewrite_request(const dp_h1_head *req, const dp_upstream_req_info *info,
 size_t dp_rewrite_request_size(const dp_h1_head *req, const dp_upstream_req_info *info);
 
 typedef struct {
-    int client_minor;      /* the client's HTTP/1.x minor version */
-    int head_request;      /* the request was HEAD: no body follows whatever the headers say */
-    int close;             /* send Connection: close */
-    int chunked;           /* we frame the body as chunked (upstream had no Content-Length) */
-    long upstream_ms;      /* X-Sluice-Upstream-Latency; <0: not sent */
-    long proxy_ms;         /* X-Sluice-Proxy-Latency; <0: not sent */
-    dp_slice request_id;   /* empty: not sent */
-    unsigned headers;      /* DP_HDR_* */
+    int client_minor;    /* the client's HTTP/1.x minor version */
+    int head_request;    /* the request was HEAD: no body follows whatever the headers say */
+    int close;           /* send Connection: close */
+    int chunked;         /* we frame the body as chunked (upstream had no Content-Length) */
+    long upstream_ms;    /* X-Sluice-Upstream-Latency; <0: not sent */
+    long proxy_ms;       /* X-Sluice-Proxy-Latency; <0: not sent */
+    dp_slice request_id; /* empty: not sent */
+    unsigned headers;    /* DP_HDR_* */
 } dp_client_resp_info;
 
 /* Writes the client response head for an upstream response head. Returns the length or -1

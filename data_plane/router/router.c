@@ -94,7 +94,8 @@ static int build_route(rroute *r, const json_t *j, char *err, size_t errlen)
     const json_t *methods = json_object_get(j, "methods");
     r->nmethods = arr_len(methods);
     r->methods = calloc(r->nmethods + 1, sizeof(char *));
-    json_array_foreach(methods, i, v) r->methods[i] = strdup(json_string_value(v) ? json_string_value(v) : "");
+    json_array_foreach(methods, i, v) r->methods[i] =
+        strdup(json_string_value(v) ? json_string_value(v) : "");
 
     const json_t *hosts = json_object_get(j, "hosts");
     r->nhosts = arr_len(hosts);
@@ -170,8 +171,8 @@ static int build_route(rroute *r, const json_t *j, char *err, size_t errlen)
 static uint64_t priority(const rroute *r, int has_path, int regex, size_t plain_len,
                          long long regex_priority)
 {
-    uint64_t weight = (r->nmethods > 0) + (r->nhosts > 0) + (r->nhdrs > 0) + (r->nsnis > 0) +
-                      (has_path != 0);
+    uint64_t weight =
+        (r->nmethods > 0) + (r->nhosts > 0) + (r->nhdrs > 0) + (r->nsnis > 0) + (has_path != 0);
     uint64_t p = weight << 61;
     int plain_hosts = r->nhosts > 0;
     for (size_t i = 0; i < r->nhosts; i++)

@@ -13,7 +13,7 @@ typedef struct {
     char *id;
     X509 *cert;
     EVP_PKEY *key;
-    STACK_OF(X509) *chain;
+    STACK_OF(X509) * chain;
     X509 *cert_alt; /* Kong's cert_alt/key_alt: a second (e.g. ECDSA) pair */
     EVP_PKEY *key_alt;
 } cert_entry;
@@ -107,8 +107,7 @@ static int lookup(const dp_certs *c, const char *sni)
             if (kind == 1 && n > l && strcmp(name + n - l, s->name) == 0 &&
                 !memchr(name, '.', n - l))
                 return (int)s->cert;
-            if (kind == 2 && n > l && strncmp(name, s->name, l) == 0 &&
-                !strchr(name + l, '.'))
+            if (kind == 2 && n > l && strncmp(name, s->name, l) == 0 && !strchr(name + l, '.'))
                 return (int)s->cert;
         }
     }
@@ -169,7 +168,7 @@ void dp_tls_set_certs(SSL *ssl, const dp_certs *certs)
 }
 
 static int load_pair(const char *cert_pem, const char *key_pem, X509 **cert, EVP_PKEY **key,
-                     STACK_OF(X509) **chain)
+                     STACK_OF(X509) * *chain)
 {
     BIO *b = BIO_new_mem_buf(cert_pem, -1);
     *cert = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
@@ -189,8 +188,7 @@ static int load_pair(const char *cert_pem, const char *key_pem, X509 **cert, EVP
     return 0;
 }
 
-dp_certs *dp_certs_build(const json_t *certificates, const json_t *snis, char *err,
-                         size_t errlen)
+dp_certs *dp_certs_build(const json_t *certificates, const json_t *snis, char *err, size_t errlen)
 {
     dp_certs *c = calloc(1, sizeof(*c));
     size_t nc = json_is_array(certificates) ? json_array_size(certificates) : 0;
@@ -224,7 +222,8 @@ dp_certs *dp_certs_build(const json_t *certificates, const json_t *snis, char *e
     json_array_foreach(snis, i, j)
     {
         const char *name = json_string_value(json_object_get(j, "name"));
-        const char *cid = json_string_value(json_object_get(json_object_get(j, "certificate"), "id"));
+        const char *cid =
+            json_string_value(json_object_get(json_object_get(j, "certificate"), "id"));
         if (!name || !cid)
             continue;
         size_t k = 0;

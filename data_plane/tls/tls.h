@@ -20,8 +20,7 @@ void dp_tls_set_certs(SSL *ssl, const dp_certs *certs);
 
 /* Builds the SNI table from Kong's certificates and snis entities: exact names, "*.x" and
  * "x.*" wildcards. A bad PEM is refused with err naming the certificate id. Caller frees. */
-dp_certs *dp_certs_build(const json_t *certificates, const json_t *snis, char *err,
-                         size_t errlen);
+dp_certs *dp_certs_build(const json_t *certificates, const json_t *snis, char *err, size_t errlen);
 void dp_certs_free(dp_certs *c);
 
 /* The certificate id chosen for server name sni (NULL sni: the default); NULL when only the

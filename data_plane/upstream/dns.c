@@ -1,6 +1,7 @@
 #include "data_plane/upstream/dns.h"
 
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -44,15 +44,15 @@ struct dp_worker {
     uv_async_t wake; /* new generation, drain or stop */
     dp_listener listeners[DP_MAX_LISTENERS];
     int nlisteners;
-    dp_generation *gen;             /* this worker's reference to the current generation */
+    dp_generation *gen;               /* this worker's reference to the current generation */
     _Atomic(dp_generation *) pending; /* handed over by the control thread */
     _Atomic int drain, stop;
     int draining, stopping;
-    dp_link conns;     /* client connections */
-    dp_link idle_up;   /* pooled upstream connections, most recently used first */
+    dp_link conns;   /* client connections */
+    dp_link idle_up; /* pooled upstream connections, most recently used first */
     int nidle_up;
-    void *dns;         /* dp_dns cache */
-    char **free_bufs;  /* read buffers kept for reuse */
+    void *dns;        /* dp_dns cache */
+    char **free_bufs; /* read buffers kept for reuse */
     int nfree_bufs;
     uint64_t req_counter;
     dp_worker_stats stats;

@@ -240,8 +240,9 @@ static void multipart(void **state)
           "filename=\"c.pem\"\r\nContent-Type: application/x-pem-file\r\n\r\n"
           "-----BEGIN X-----\r\nAAA\r\n-----END X-----\r\n--a b--",
           0, "{\"cert\":\"-----BEGIN X-----\\r\\nAAA\\r\\n-----END X-----\"}");
-    check(MP, "--XyZ\r\nContent-Disposition: form-data; name=hosts\r\n\r\na\r\n--XyZ\r\n"
-              "Content-Disposition: form-data; name=hosts\r\n\r\nb\r\n--XyZ--",
+    check(MP,
+          "--XyZ\r\nContent-Disposition: form-data; name=hosts\r\n\r\na\r\n--XyZ\r\n"
+          "Content-Disposition: form-data; name=hosts\r\n\r\nb\r\n--XyZ--",
           0, "{\"hosts\":[\"a\",\"b\"]}");
     check(MP, "--XyZ--\r\n", 0, "{}");
 }

@@ -11,37 +11,36 @@
 #include "proto/declarative.h"
 #include "proto/yaml_json.h"
 
-static const char *const kong_file =
-    "_format_version: \"3.0\"\n"
-    "_transform: true\n"
-    "services:\n"
-    "- name: orders\n"
-    "  url: http://orders.internal:8080/api\n"
-    "  routes:\n"
-    "  - name: orders-route\n"
-    "    paths: [/orders, \"~/v[0-9]+/orders$\"]\n"
-    "    plugins:\n"
-    "    - name: key-auth\n"
-    "  plugins:\n"
-    "  - name: rate-limiting\n"
-    "    config:\n"
-    "      minute: 5\n"
-    "routes:\n"
-    "- name: health\n"
-    "  service: orders\n"
-    "  paths: [/health]\n"
-    "consumers:\n"
-    "- username: alice\n"
-    "  keyauth_credentials:\n"
-    "  - key: alice-secret-key\n"
-    "  acls:\n"
-    "  - group: admins\n"
-    "upstreams:\n"
-    "- name: orders.internal\n"
-    "  targets:\n"
-    "  - target: 127.0.0.1:9001\n"
-    "    weight: 50\n"
-    "  - target: 127.0.0.1:9002\n";
+static const char *const kong_file = "_format_version: \"3.0\"\n"
+                                     "_transform: true\n"
+                                     "services:\n"
+                                     "- name: orders\n"
+                                     "  url: http://orders.internal:8080/api\n"
+                                     "  routes:\n"
+                                     "  - name: orders-route\n"
+                                     "    paths: [/orders, \"~/v[0-9]+/orders$\"]\n"
+                                     "    plugins:\n"
+                                     "    - name: key-auth\n"
+                                     "  plugins:\n"
+                                     "  - name: rate-limiting\n"
+                                     "    config:\n"
+                                     "      minute: 5\n"
+                                     "routes:\n"
+                                     "- name: health\n"
+                                     "  service: orders\n"
+                                     "  paths: [/health]\n"
+                                     "consumers:\n"
+                                     "- username: alice\n"
+                                     "  keyauth_credentials:\n"
+                                     "  - key: alice-secret-key\n"
+                                     "  acls:\n"
+                                     "  - group: admins\n"
+                                     "upstreams:\n"
+                                     "- name: orders.internal\n"
+                                     "  targets:\n"
+                                     "  - target: 127.0.0.1:9001\n"
+                                     "    weight: 50\n"
+                                     "  - target: 127.0.0.1:9002\n";
 
 static const json_t *find(const json_t *config, const char *entity, const char *field,
                           const char *value)
@@ -74,8 +73,8 @@ static void test_flattens_nested_entities(void **state)
     assert_string_equal(json_string_value(json_object_get(svc, "path")), "/api");
 
     const json_t *route = find(config, "routes", "name", "orders-route");
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(route, "service"), "id")), id_of(svc));
+    assert_string_equal(json_string_value(json_object_get(json_object_get(route, "service"), "id")),
+                        id_of(svc));
     /* The top-level route names its service; the reference becomes the service's id. */
     const json_t *health = find(config, "routes", "name", "health");
     assert_string_equal(
@@ -90,8 +89,8 @@ static void test_flattens_nested_entities(void **state)
 
     const json_t *alice = find(config, "consumers", "username", "alice");
     const json_t *cred = find(config, "keyauth_credentials", "key", "alice-secret-key");
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(cred, "consumer"), "id")), id_of(alice));
+    assert_string_equal(json_string_value(json_object_get(json_object_get(cred, "consumer"), "id")),
+                        id_of(alice));
     assert_int_equal(json_array_size(json_object_get(config, "targets")), 2);
     const json_t *t1 = find(config, "targets", "target", "127.0.0.1:9001");
     assert_int_equal(json_integer_value(json_object_get(t1, "weight")), 50);
@@ -162,9 +161,9 @@ static void test_export_reads_back_identically(void **state)
     json_t *again = sl_declarative_load(yaml, strlen(yaml), NULL, err, sizeof(err));
     if (!again)
         fail_msg("re-import failed: %s\n%s", err, yaml);
-    for (const char *const *e = (const char *const[]){"services", "routes", "plugins",
-                                                      "consumers", "keyauth_credentials",
-                                                      "acls", "upstreams", "targets", NULL};
+    for (const char *const *e =
+             (const char *const[]){"services", "routes", "plugins", "consumers",
+                                   "keyauth_credentials", "acls", "upstreams", "targets", NULL};
          *e; e++) {
         json_t *a = json_object_get(config, *e), *b = json_object_get(again, *e);
         assert_int_equal(json_array_size(a), json_array_size(b));

@@ -1,0 +1,195 @@
+#include "data_plane/config/apply.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "proto/declarative.h"
+#include "proto/digest.h"
+#include "proto/log.h"
+#include "proto/snapshot.h"
+
+#define CACHE_NAME "config.snapshot"
+
+static char prefix_dir[4096] = ".";
+static dp_worker *workers;
+static int nworkers;
+static dp_generation *current;
+/* the status listener reads current from the control thread too; the lock is off the proxy
+ * hot path (workers get generations through their own pointers) */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+void dp_config_init(const char *prefix, dp_worker *w, int n)
+{
+    snprintf(prefix_dir, sizeof(prefix_dir), "%s", prefix && *prefix ? prefix : ".");
+    workers = w;
+    nworkers = n;
+}
+
+static void swap_in(dp_generation *g)
+{
+    for (int i = 0; i < nworkers; i++)
+        dp_worker_set_generation(&workers[i], g);
+    pthread_mutex_lock(&lock);
+    dp_generation *old = current;
+    current = g;
+    pthread_mutex_unlock(&lock);
+    dp_generation_unref(old);
+}
+
+dp_generation *dp_config_current(void)
+{
+    pthread_mutex_lock(&lock);
+    dp_generation *g = dp_generation_ref(current);
+    pthread_mutex_unlock(&lock);
+    return g;
+}
+
+void dp_config_shutdown(void)
+{
+    pthread_mutex_lock(&lock);
+    dp_generation *g = current;
+    current = NULL;
+    pthread_mutex_unlock(&lock);
+    dp_generation_unref(g);
+}
+
+/* temp file, fsync, rename, fsync the folder: a crash leaves the old or the new file whole */
+static int persist(const unsigned char *bytes, size_t len, char *err, size_t errlen)
+{
+    char path[4200], tmp[4300];
+    snprintf(path, sizeof(path), "%s/%s", prefix_dir, CACHE_NAME);
+    snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+    mkdir(prefix_dir, 0700);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = write(fd, bytes + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+            close(fd);
+            unlink(tmp);
+            return -1;
+        }
+        off += (size_t)n;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
+        snprintf(err, errlen, "cannot save %s: %s", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    int dfd = open(prefix_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    return 0;
+}
+
+static int apply(const unsigned char *bytes, size_t len, int save, char *err, size_t errlen)
+{
+    json_t *config = NULL;
+    int64_t version = 0;
+    char hash[SL_SNAPSHOT_HASH_HEX];
+    if (sl_snapshot_decode(bytes, len, 0, &config, &version, hash, NULL, err, errlen) != 0)
+        return -1;
+    dp_generation *g = dp_generation_build(config, version, hash, err, errlen);
+    json_decref(config);
+    if (!g)
+        return -1;
+    if (save && persist(bytes, len, err, errlen) != 0) {
+        /* serving the new config matters more than caching it */
+        sl_warn("config version %lld applied but not cached: %s", (long long)version, err);
+    }
+    swap_in(g);
+    sl_notice("config version %lld applied (hash %.12s)", (long long)version, hash);
+    return 0;
+}
+
+int dp_config_apply_snapshot(const unsigned char *bytes, size_t len, char *err, size_t errlen)
+{
+    return apply(bytes, len, 1, err, errlen);
+}
+
+int dp_config_apply_json(json_t *config, int64_t version, const char *hash, char *err,
+                         size_t errlen)
+{
+    dp_generation *g = dp_generation_build(config, version, hash, err, errlen);
+    if (!g)
+        return -1;
+    swap_in(g);
+    return 0;
+}
+
+static unsigned char *read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen,
+                                int *missing)
+{
+    *missing = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        *missing = errno == ENOENT;
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || (size_t)st.st_size > max) {
+        snprintf(err, errlen, "%s: too large", path);
+        fclose(f);
+        return NULL;
+    }
+    unsigned char *buf = malloc((size_t)st.st_size + 1);
+    if (!buf || fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
+        snprintf(err, errlen, "cannot read %s", path);
+        free(buf);
+        fclose(f);
+        return NULL;
+    }
+    fclose(f);
+    buf[st.st_size] = 0;
+    *len = (size_t)st.st_size;
+    return buf;
+}
+
+int dp_config_load_cache(char *err, size_t errlen)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/%s", prefix_dir, CACHE_NAME);
+    size_t len;
+    int missing;
+    unsigned char *b =
+        read_file(path, SL_SNAPSHOT_MAX_COMPRESSED + 4096, &len, err, errlen, &missing);
+    if (!b)
+        return missing ? 0 : -1;
+    int rc = apply(b, len, 0, err, errlen);
+    free(b);
+    return rc == 0 ? 1 : -1;
+}
+
+int dp_config_load_declarative(const char *path, char *err, size_t errlen)
+{
+    size_t len;
+    int missing;
+    unsigned char *b = read_file(path, 64u * 1024 * 1024, &len, err, errlen, &missing);
+    if (!b)
+        return -1;
+    char hash[SL_SHA256_HEX];
+    sl_sha256_hex(b, len, hash);
+    json_t *config = sl_declarative_load((const char *)b, len, NULL, err, errlen);
+    free(b);
+    if (!config)
+        return -1;
+    int rc = dp_config_apply_json(config, 0, hash, err, errlen);
+    json_decref(config);
+    return rc;
+}
