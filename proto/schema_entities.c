@@ -3,6 +3,7 @@
  * only references entities above it, and export_order is its index. */
 #include <string.h>
 
+#include "proto/plugin_schemas.h"
 #include "proto/schema.h"
 #include "proto/schema_checks.h"
 
@@ -458,7 +459,7 @@ static const sl_entity snis = {
     .export_order = 7,
 };
 
-/* ---- plugins (config is validated by the plugin's own schema elsewhere) ---- */
+/* ---- plugins (config is validated by the plugin's own schema: plugin_schemas.h) ---- */
 static const sl_field plugin_fields[] = {
     F_ID,
     {.name = "name",
@@ -497,6 +498,8 @@ static const sl_entity plugins = {
     .nfields = N(plugin_fields),
     .unique_together = (const char *const[]){"name", "route", "service", "consumer", NULL},
     .export_order = 8,
+    .prepare = sl_plugins_prepare,
+    .fields_check = sl_plugins_fields_check,
 };
 
 /* ---- consumer credentials ---- */

@@ -268,6 +268,8 @@ static json_t *check_value(const sl_field *f, sl_type t, json_t *v, sl_validate_
         double d;
         if ((t == SL_T_INTEGER || t == SL_T_TIMESTAMP) && parse_integer(s, &i) == 0)
             nv = json_integer(i);
+        else if (t == SL_T_NUMBER && parse_integer(s, &i) == 0)
+            nv = json_integer(i); /* "5" reads back as 5, as Kong's form decoding gives */
         else if (t == SL_T_NUMBER && parse_number(s, &d) == 0)
             nv = json_real(d);
         else if (t == SL_T_BOOLEAN && (strcmp(s, "true") == 0 || strcmp(s, "false") == 0))

@@ -11,6 +11,7 @@
 #include "proto/compress.h"
 #include "proto/digest.h"
 #include "proto/msgpack_json.h"
+#include "proto/parallel.h"
 #include "proto/schema.h"
 
 /* ---- encoding ---- */
@@ -394,7 +395,9 @@ static json_t *read_rows(sl_mp_reader *r, const sl_entity *e, size_t max_rows, c
         snprintf(err, errlen, "%s: %u rows, over the limit of %zu", e->name, n, max_rows);
         return NULL;
     }
-    json_t *rows = json_array();
+    /* which fields a row already set: a duplicate key is refused, not silently replaced */
+    unsigned char *seen = malloc(e->nfields ? e->nfields : 1);
+    json_t *rows = seen ? json_array() : NULL;
     for (uint32_t i = 0; rows && i < n; i++) {
         uint32_t m;
         if (sl_mp_read_map(r, &m, err, errlen))
@@ -403,6 +406,7 @@ static json_t *read_rows(sl_mp_reader *r, const sl_entity *e, size_t max_rows, c
         if (!row || json_array_append_new(rows, row))
             goto oom;
         size_t hint = 0;
+        memset(seen, 0, e->nfields);
         for (uint32_t j = 0; j < m; j++) {
             const char *k;
             uint32_t klen;
@@ -414,7 +418,7 @@ static json_t *read_rows(sl_mp_reader *r, const sl_entity *e, size_t max_rows, c
                     goto fail;
                 continue;
             }
-            if (json_object_get(row, f->name)) {
+            if (seen[f - e->fields]++) {
                 snprintf(err, errlen, "%s[%u]: duplicate field %s", e->name, i, f->name);
                 goto fail;
             }
@@ -431,10 +435,12 @@ static json_t *read_rows(sl_mp_reader *r, const sl_entity *e, size_t max_rows, c
     }
     if (!rows)
         goto oom;
+    free(seen);
     return rows;
 oom:
     snprintf(err, errlen, "out of memory decoding %s", e->name);
 fail:
+    free(seen);
     json_decref(rows);
     return NULL;
 }
@@ -539,36 +545,92 @@ static const char *row_id(const json_t *row)
     return json_string_value(json_object_get(row, "id"));
 }
 
-/* Validates every row with the schema, and checks ids are unique. */
-static int validate_rows(const sl_entity *e, json_t *rows, sl_id_index *idx, sl_reasons *rs)
+/* One row to validate, and what validation said about it. */
+typedef struct {
+    const sl_entity *e;
+    json_t *row;
+    json_t *errs; /* fields object when invalid */
+    int count;    /* number of violations; 0: valid */
+} sl_row_check;
+
+static void validate_range(void *arg, size_t begin, size_t end)
 {
-    size_t n = json_array_size(rows);
-    idx->ids = malloc((n ? n : 1) * sizeof(*idx->ids));
-    idx->n = 0;
-    if (!idx->ids)
+    sl_row_check *checks = arg;
+    for (size_t i = begin; i < end; i++) {
+        sl_row_check *c = &checks[i];
+        c->count = sl_schema_validate(c->e, c->row, SL_VALIDATE_JSON, &c->errs);
+    }
+}
+
+/* Rows are independent and validation is CPU-bound, so a large snapshot is validated on a
+ * few cores (the schema code keeps no shared mutable state); below this many rows a single
+ * thread is faster than starting others. */
+#define SL_PARALLEL_MIN_ROWS 4096
+#define SL_PARALLEL_CHUNK 512
+#define SL_PARALLEL_THREADS 4
+
+/* Validates every row of every entity with the schema, then indexes ids (refusing
+ * duplicates). Reasons are added in entity and row order whatever the threads did. */
+static int validate_all(json_t *cfg, sl_id_index *index, sl_reasons *rs)
+{
+    size_t total = 0;
+    for (size_t x = 0; x < sl_entity_count; x++)
+        total += json_array_size(json_object_get(cfg, sl_entities[x]->name));
+    sl_row_check *checks = calloc(total ? total : 1, sizeof(*checks));
+    if (!checks)
         return -1;
-    for (size_t i = 0; i < n; i++) {
-        json_t *row = json_array_get(rows, i);
-        json_t *ferrs = NULL;
-        int c = sl_schema_validate(e, row, SL_VALIDATE_JSON, &ferrs);
-        const char *id = row_id(row);
-        if (c) {
-            char *msg = sl_schema_violation_message(ferrs, c);
-            reason_add(rs, e, id, ferrs ? ferrs : json_object(), msg ? msg : "schema violation");
-            free(msg);
-        } else {
-            json_decref(ferrs);
+    size_t k = 0;
+    for (size_t x = 0; x < sl_entity_count; x++) {
+        json_t *rows = json_object_get(cfg, sl_entities[x]->name);
+        for (size_t i = 0; i < json_array_size(rows); i++, k++) {
+            checks[k].e = sl_entities[x];
+            checks[k].row = json_array_get(rows, i);
         }
-        if (id)
-            idx->ids[idx->n++] = id;
     }
-    qsort(idx->ids, idx->n, sizeof(*idx->ids), str_cmp);
-    for (size_t i = 1; i < idx->n; i++) {
-        if (strcmp(idx->ids[i - 1], idx->ids[i]) == 0)
-            reason_add(rs, e, idx->ids[i], json_pack("{s:s}", "id", "duplicate id in snapshot"),
-                       "duplicate id in snapshot");
+    if (total >= SL_PARALLEL_MIN_ROWS)
+        sl_parallel_for(total, SL_PARALLEL_CHUNK, SL_PARALLEL_THREADS, validate_range, checks);
+    else
+        validate_range(checks, 0, total);
+
+    int rc = 0;
+    k = 0;
+    for (size_t x = 0; x < sl_entity_count; x++) {
+        const sl_entity *e = sl_entities[x];
+        size_t n = json_array_size(json_object_get(cfg, e->name));
+        sl_id_index *idx = &index[x];
+        idx->ids = malloc((n ? n : 1) * sizeof(*idx->ids));
+        idx->n = 0;
+        for (size_t i = 0; i < n; i++, k++) {
+            sl_row_check *c = &checks[k];
+            const char *id = row_id(c->row);
+            if (c->count) {
+                char *msg = sl_schema_violation_message(c->errs, c->count);
+                reason_add(rs, e, id, c->errs ? c->errs : json_object(),
+                           msg ? msg : "schema violation");
+                free(msg);
+            } else {
+                json_decref(c->errs);
+            }
+            if (!id && !c->count) /* the store always sets id (SL_F_AUTO): a row without
+                                     one cannot be referenced, diffed or reported */
+                reason_add(rs, e, NULL, json_pack("{s:s}", "id", "required field missing"),
+                           "id: required field missing");
+            if (id && idx->ids)
+                idx->ids[idx->n++] = id;
+        }
+        if (!idx->ids) {
+            rc = -1;
+            continue;
+        }
+        qsort(idx->ids, idx->n, sizeof(*idx->ids), str_cmp);
+        for (size_t i = 1; i < idx->n; i++) {
+            if (strcmp(idx->ids[i - 1], idx->ids[i]) == 0)
+                reason_add(rs, e, idx->ids[i], json_pack("{s:s}", "id", "duplicate id in snapshot"),
+                           "duplicate id in snapshot");
+        }
     }
-    return 0;
+    free(checks);
+    return rc;
 }
 
 static int id_present(const sl_id_index *idx, const char *id)
@@ -667,13 +729,10 @@ int sl_snapshot_decode_limits(const unsigned char *bytes, size_t len,
         rc = -1;
         goto out;
     }
-    for (size_t x = 0; x < sl_entity_count; x++) {
-        const sl_entity *e = sl_entities[x];
-        if (validate_rows(e, json_object_get(cfg, e->name), &index[x], &rs)) {
-            snprintf(err, errlen, "out of memory validating %s", e->name);
-            rc = -1;
-            goto out;
-        }
+    if (validate_all(cfg, index, &rs)) {
+        snprintf(err, errlen, "out of memory validating the snapshot");
+        rc = -1;
+        goto out;
     }
     check_references(cfg, index, &rs);
     if (rs.count) {

@@ -16,7 +16,7 @@
 #define CP_ADMIN_MAX_ARGS 1000              /* form arguments, as Kong: 400 "Too many arguments" */
 
 typedef struct {
-    char method[16];        /* "GET", "POST", ... */
+    char method[16];        /* "GET", "POST", ... (HEAD arrives as GET; body dropped) */
     char *path;             /* percent-decoded path, without the query */
     char *query;            /* raw query string (after '?'), or NULL */
     char *content_type;     /* NULL when absent */

@@ -1,10 +1,12 @@
 /* Node information endpoints: GET /, GET /status and the clustering views. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "control_plane/admin/api_errors.h"
 #include "control_plane/admin/api_internal.h"
 #include "proto/log.h"
+#include "proto/plugin_schemas.h"
 #include "proto/version.h"
 
 /* Settings whose values are secrets; GET / shows them redacted, as Kong shows pg_password. */
@@ -59,6 +61,48 @@ static json_t *configuration(const sl_settings *s)
     return conf;
 }
 
+/* Names of the plugins configured anywhere (distinct), as Kong's enabled_in_cluster.
+ * Walks the plugins table a page at a time; an unreachable database gives an empty list. */
+static json_t *plugins_in_use(cp_store *st)
+{
+    json_t *seen = json_object();
+    const sl_entity *e = sl_entity_by_name("plugins");
+    char *offset = NULL;
+    for (int page = 0; st && page < 1000; page++) {
+        cp_store_list_query q = {.size = 1000, .offset = offset};
+        json_t *rows = NULL;
+        char *next = NULL;
+        cp_store_error err = {0};
+        int rc = cp_store_list(st, e, &q, &rows, &next, &err);
+        cp_store_error_clear(&err);
+        free(offset);
+        offset = NULL;
+        if (rc != CP_STORE_OK) {
+            json_decref(rows);
+            break;
+        }
+        size_t i;
+        json_t *row;
+        json_array_foreach(rows, i, row)
+        {
+            const char *name = json_string_value(json_object_get(row, "name"));
+            if (name)
+                json_object_set_new(seen, name, json_true());
+        }
+        json_decref(rows);
+        if (!next)
+            break;
+        offset = next;
+    }
+    free(offset);
+    json_t *names = json_array();
+    const char *name;
+    json_t *v;
+    json_object_foreach(seen, name, v) json_array_append_new(names, json_string(name));
+    json_decref(seen);
+    return names;
+}
+
 void cp_api_info_root(cp_api_call *c)
 {
     const cp_admin_ctx *ctx = c->ctx;
@@ -68,8 +112,16 @@ void cp_api_info_root(cp_api_call *c)
     json_object_set_new(body, "edition", json_string("community"));
     json_object_set_new(body, "hostname", json_string(ctx->hostname ? ctx->hostname : ""));
     json_object_set_new(body, "node_id", ctx->node_id ? json_string(ctx->node_id) : json_null());
+    json_t *available = json_object();
+    size_t n;
+    const sl_plugin_schema *const *plugins = sl_plugin_schemas(&n);
+    for (size_t i = 0; i < n; i++)
+        json_object_set_new(
+            available, plugins[i]->name,
+            json_pack("{s:s,s:i}", "version", SL_VERSION, "priority", plugins[i]->priority));
     json_object_set_new(body, "plugins",
-                        json_pack("{s:{},s:[]}", "available_on_server", "enabled_in_cluster"));
+                        json_pack("{s:o,s:o}", "available_on_server", available,
+                                  "enabled_in_cluster", plugins_in_use(c->st)));
     json_object_set_new(body, "configuration", configuration(ctx->settings));
     cp_api_reply(c->resp, 200, body);
 }

@@ -65,6 +65,7 @@ struct cp_admin_conn {
     /* The request being parsed. */
     buf url, field, value, body;
     hdr_kind field_kind;
+    int field_long; /* the current header name passed 64 bytes */
     int headers_done;
     size_t header_bytes;
     int nheaders;
@@ -118,6 +119,7 @@ static void request_reset(cp_admin_conn *c)
     free(c->authorization);
     c->content_type = c->authorization = NULL;
     c->field_kind = HDR_OTHER;
+    c->field_long = 0;
     c->headers_done = 0;
     c->header_bytes = 0;
     c->nheaders = 0;
@@ -361,8 +363,10 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n)
     c->header_bytes += n;
     if (c->header_bytes > CP_ADMIN_MAX_HEADER_BYTES)
         return too_large(c, 431, "Request header fields too large");
-    if (c->field.len + n > 64)
-        return 0; /* longer than any name we look at: stays HDR_OTHER */
+    if (c->field_long || c->field.len + n > 64) {
+        c->field_long = 1; /* longer than any name we look at: stays HDR_OTHER */
+        return 0;
+    }
     return buf_add(&c->field, at, n) ? too_large(c, 500, "An unexpected error occurred") : 0;
 }
 
@@ -371,9 +375,9 @@ static int on_header_field_complete(llhttp_t *p)
     cp_admin_conn *c = p->data;
     if (++c->nheaders > CP_ADMIN_MAX_HEADERS)
         return too_large(c, 431, "Request header fields too large");
-    const char *f = c->field.p ? c->field.p : "";
+    const char *f = c->field.p && c->field.len ? c->field.p : "";
     c->field_kind = HDR_OTHER;
-    if (!c->headers_done) { /* trailers of a chunked body are not looked at */
+    if (!c->headers_done && !c->field_long) { /* trailers of a chunked body are not looked at */
         if (strcasecmp(f, "content-type") == 0)
             c->field_kind = HDR_CONTENT_TYPE;
         else if (strcasecmp(f, "authorization") == 0)
@@ -382,6 +386,7 @@ static int on_header_field_complete(llhttp_t *p)
             c->field_kind = HDR_EXPECT;
     }
     c->field.len = 0;
+    c->field_long = 0;
     return 0;
 }
 

@@ -251,7 +251,7 @@ class ControlPlane:
     start() waits (bounded) until the Admin API answers any HTTP request; stop() sends SIGTERM
     and returns the list of problems (bad log lines, no exit) for the caller to fail on."""
 
-    def __init__(self, pg, db, workdir=None, extra_env=None, token=None):
+    def __init__(self, pg, db, workdir=None, extra_env=None, token=None, cluster_port=None):
         self.pg = pg
         self.db = db
         self.dir = workdir or tempfile.mkdtemp(prefix="sluice-cp-")
@@ -259,7 +259,7 @@ class ControlPlane:
         self.prefix = os.path.join(self.dir, "prefix")
         os.makedirs(self.prefix, exist_ok=True)
         self.admin_port = free_port()
-        self.cluster_port = free_port()
+        self.cluster_port = cluster_port or free_port()
         self.log_path = os.path.join(self.dir, "sluice-cp.log")
         self.token = token
         extra = dict(extra_env or {})

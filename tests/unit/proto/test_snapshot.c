@@ -603,6 +603,17 @@ static void test_hostile_msgpack(void **state)
         strstr(decode_fails((unsigned char *)env.data, env.size, NULL, NULL), "exceeds"));
     msgpack_sbuffer_destroy(&env);
 
+    /* A row that names a field twice (the second would silently win in a JSON object). */
+    static const unsigned char dup[] = {0x83, 0xa6, 'f', 'o', 'r', 'm', 'a',  't',  0x01, 0xa7, 'v',
+                                        'e',  'r',  's', 'i', 'o', 'n', 0x01, 0xa9, 'c',  'o',  'n',
+                                        's',  'u',  'm', 'e', 'r', 's', 0x91, 0x82, 0xa8, 'u',  's',
+                                        'e',  'r',  'n', 'a', 'm', 'e', 0xa1, 'a',  0xa8, 'u',  's',
+                                        'e',  'r',  'n', 'a', 'm', 'e', 0xa1, 'b'};
+    make_envelope(dup, sizeof(dup), 1, "snapshot", 1, NULL, &env);
+    assert_non_null(strstr(decode_fails((unsigned char *)env.data, env.size, NULL, NULL),
+                           "duplicate field username"));
+    msgpack_sbuffer_destroy(&env);
+
     /* More rows than max_rows */
     json_t *config = small_config(0);
     sl_snapshot s;
@@ -631,6 +642,53 @@ static void test_hostile_msgpack(void **state)
     json_decref(config);
 }
 
+/* Large snapshots are validated on several threads: results must not depend on that. */
+static void test_large_config(void **state)
+{
+    json_t *config = small_config(0), *routes = json_object_get(config, "routes");
+    for (int i = 0; i < 6000; i++) {
+        char id[64], path[32];
+        snprintf(id, sizeof(id), "cccccccc-cccc-4ccc-8ccc-%012d", i);
+        snprintf(path, sizeof(path), "/r%d", i);
+        json_array_append_new(routes, route(id, path, i % 2 ? SVC1 : SVC2));
+    }
+    sl_snapshot s;
+    encode_ok(config, 12, &s);
+    json_t *out = NULL;
+    int64_t v;
+    char hash[SL_SNAPSHOT_HASH_HEX], err[512];
+    assert_int_equal(sl_snapshot_decode(s.bytes, s.len, 0, &out, &v, hash, NULL, err, sizeof(err)),
+                     0);
+    assert_true(json_equal(out, with_all_entities(config)));
+    json_decref(out);
+    sl_snapshot_free(&s);
+
+    /* break rows 5999, 3000 and 17 (in that order in the input): reasons come in row order
+     * (rows are sorted by id), the same on every run */
+    int bad[] = {5999, 3000, 17};
+    for (int b = 0; b < 3; b++) {
+        json_t *r = json_array_get(routes, 2 + bad[b]);
+        json_object_set_new(r, "strip_path", json_string("yes"));
+    }
+    encode_ok(config, 13, &s);
+    for (int run = 0; run < 3; run++) {
+        json_t *errors = NULL;
+        const char *msg = decode_fails(s.bytes, s.len, NULL, &errors);
+        assert_non_null(strstr(msg, "3 invalid entities, first: routes "
+                                    "cccccccc-cccc-4ccc-8ccc-000000000017"));
+        assert_int_equal(json_array_size(errors), 3);
+        assert_string_equal(json_string_value(json_object_get(json_array_get(errors, 1), "id")),
+                            "cccccccc-cccc-4ccc-8ccc-000000003000");
+        assert_string_equal(json_string_value(json_object_get(json_array_get(errors, 2), "id")),
+                            "cccccccc-cccc-4ccc-8ccc-000000005999");
+        assert_non_null(
+            json_object_get(json_object_get(json_array_get(errors, 0), "errors"), "strip_path"));
+        json_decref(errors);
+    }
+    sl_snapshot_free(&s);
+    json_decref(config);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -649,6 +707,7 @@ int main(void)
         cmocka_unit_test(test_duplicate_ids),
         cmocka_unit_test(test_unknown_fields_and_entities_tolerated),
         cmocka_unit_test(test_hostile_msgpack),
+        cmocka_unit_test(test_large_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
