@@ -110,6 +110,11 @@ deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	  for s in nginx haproxy postgresql; do $$SUDO service $$s stop >/dev/null 2>&1 || true; done; \
 	fi
+	@# kubectl renders the Kubernetes base in the deploy tests; any kubectl will do.
+	@command -v kubectl >/dev/null || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    --no-install-recommends kubernetes-client >/dev/null; } || \
+	  echo "kubectl unavailable: the Kubernetes render tests will be skipped"; }
 
 unit: $(UNIT_BIN)
 	@for t in $(UNIT_BIN); do \
@@ -133,7 +138,7 @@ test: deps
 	$(MAKE) fuzz-smoke
 
 run: deps all
-	./scripts/run.sh
+	SLUICE_RUN_BIN=$(abspath $(BUILD)) ./scripts/run.sh
 
 format:
 	clang-format -i $$(find proto control_plane data_plane tests -name '*.[ch]')

@@ -6,7 +6,9 @@ set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 data=${SLUICE_RUN_DATA:-$top/sluice-data}
-bin=$top/build
+bin=${SLUICE_RUN_BIN:-$top/build}
+# Not settings: sluice-cp and sluice-dp refuse unknown SLUICE_* names.
+unset SLUICE_RUN_DATA SLUICE_RUN_BIN
 pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 pgdata=$data/postgres
 pgsock=$data/pg-socket
@@ -29,6 +31,9 @@ if [ ! -f "$pgdata/PG_VERSION" ]; then
 fi
 mkdir -p "$pgsock"
 [ "$(id -u)" = 0 ] && chown postgres "$pgsock"
+
+touch "$data/postgres.log"
+[ "$(id -u)" = 0 ] && chown postgres "$data/postgres.log"
 
 # Unix socket only: no TCP port to collide with a PostgreSQL already on this machine.
 as_pg "$pgbin/pg_ctl" -D "$pgdata" -l "$data/postgres.log" -w \
