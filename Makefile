@@ -151,7 +151,7 @@ fuzz:
 	$(MAKE) BUILD=build/fuzzobj CC=clang OPT=-O1 SAN="-fsanitize=fuzzer-no-link,address,undefined" fuzz-libs
 	@mkdir -p build/fuzz
 	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
-	  clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -I. $(PKG_CFLAGS) -o build/fuzz/$$n $$f \
+	  clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -I. -I/usr/share/include/llhttp $(PKG_CFLAGS) -o build/fuzz/$$n $$f \
 	    build/fuzzobj/libcp.a build/fuzzobj/obj/gen/migrations.o build/fuzzobj/libdp.a build/fuzzobj/libllhttp.a \
 	    build/fuzzobj/libproto.a $(PKG_LIBS) || exit 1; done
 

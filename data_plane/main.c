@@ -7,12 +7,14 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "data_plane/cluster/client.h"
 #include "data_plane/config/apply.h"
 #include "data_plane/status/status.h"
 #include "data_plane/tls/tls.h"
 #include "data_plane/worker/worker.h"
 #include "proto/local_http.h"
 #include "proto/log.h"
+#include "proto/node_id.h"
 #include "proto/settings.h"
 #include "proto/version.h"
 
@@ -26,14 +28,14 @@ static uv_signal_t sig_term, sig_int, sig_hup;
 static uv_timer_t drain_timer;
 static uint64_t drain_deadline;
 static int stopping;
+static dp_cluster_client *cluster;
 
 static void usage(FILE *f)
 {
     fprintf(f, "Usage: sluice-dp <command> [--conf FILE]\n\n"
                "Commands:\n"
                "  serve    run the data plane in the foreground\n"
-               "  health   exit 0 when the local data plane is up and has a configuration\n\n"
-               "Settings (file given with --conf, overridden by SLUICE_<NAME> variables):\n");
+               "  health   exit 0 when the local data plane is up and has a configuration\n\n");
     sl_settings_print_help(SL_FOR_DP);
 }
 
@@ -48,6 +50,10 @@ static long long active_connections(void)
 static void finish(void)
 {
     uv_timer_stop(&drain_timer);
+    if (cluster)
+        dp_cluster_client_stop(cluster);
+    cluster = NULL;
+    dp_status_set_cluster(NULL);
     for (int i = 0; i < nworkers; i++)
         dp_worker_stop(&workers[i]);
     for (int i = 0; i < nworkers; i++)
@@ -88,6 +94,20 @@ static void on_term(uv_signal_t *s, int signum)
 }
 
 static const char *declarative;
+
+static int cluster_apply(void *arg, const unsigned char *bytes, size_t len, char *err,
+                         size_t errlen, json_t **errors)
+{
+    return dp_config_apply_snapshot(bytes, len, err, errlen);
+}
+
+static void cluster_current(void *arg, int64_t *version, char hash[65])
+{
+    dp_generation *g = dp_config_current();
+    *version = g ? g->version : 0;
+    snprintf(hash, 65, "%s", g ? g->hash : "");
+    dp_generation_unref(g);
+}
 
 static void on_hup(uv_signal_t *s, int signum)
 {
@@ -155,6 +175,16 @@ static int serve(sl_settings *s)
     if (nstatus && dp_status_start(ctl, status, nstatus, workers, nworkers, err, sizeof(err))) {
         fprintf(stderr, "Error: %s\n", err);
         return 1;
+    }
+    if (!declarative) {
+        /* without a control plane the node keeps serving its cached config: not fatal */
+        char node_id[37];
+        static const dp_cluster_callbacks cb = {cluster_apply, cluster_current, NULL};
+        if (sl_prefix_ensure(prefix, err, sizeof(err)) != 0 ||
+            sl_node_id_load(prefix, node_id, err, sizeof(err)) != 0 ||
+            !(cluster = dp_cluster_client_start(ctl, s, node_id, &cb, err, sizeof(err))))
+            sl_error("cluster client not started: %s", err);
+        dp_status_set_cluster(cluster);
     }
     uv_signal_init(ctl, &sig_term);
     uv_signal_init(ctl, &sig_int);

@@ -14,8 +14,6 @@
 #include "proto/parallel.h"
 #include "proto/schema.h"
 
-/* ---- encoding ---- */
-
 /* The field named by key k, or NULL. Canonical rows list fields in schema order, so the
  * field after the previous one (*hint) is tried first: one comparison per key, usually. */
 static const sl_field *field_by_key(const sl_entity *e, const char *k, uint32_t klen, size_t *hint)
@@ -30,6 +28,8 @@ static const sl_field *field_by_key(const sl_entity *e, const char *k, uint32_t 
     }
     return NULL;
 }
+
+/* ---- encoding ---- */
 
 /* msgpack_sbuffer that remembers an allocation failure (the packer ignores write errors). */
 typedef struct {

@@ -170,16 +170,22 @@ static void *sync_main(void *arg)
         backoff_ms = 250;
         /* Whatever happened while we were not listening, the first build covers it. */
         long long want = cp_store_config_version(st);
-        for (;;) {
+        while (!atomic_load(&sync->stopping)) {
             if (want > atomic_load(&sync->built_version) || !built_once) {
                 if (build_snapshot(sync, st) == 0)
                     built_once = 1;
                 else if (!cp_store_ping(st))
                     break;
             }
-            if (wait_events(sync, PQsocket(conn), 30000))
-                break;
+            /* Queries read notifications off the socket into libpq's queue, so the ones
+             * that arrived during the build are already here: take them before waiting, or
+             * the socket stays quiet and they wait for the next write. */
             long long v = drain_notifications(conn);
+            if (v == -1) {
+                if (wait_events(sync, PQsocket(conn), 30000))
+                    break;
+                v = drain_notifications(conn);
+            }
             if (v == -2) {
                 sl_warn("sync: lost the PostgreSQL connection; data planes keep the last "
                         "snapshot");

@@ -430,7 +430,8 @@ static void on_watchdog(uv_timer_t *t)
     if (c->state != ST_CONNECTING)
         return;
     if (c->wsi) {
-        /* Let lws close it; its close callback then schedules the retry. */
+        /* lws closes it later; its callbacks for it are ignored (killed_wsi), the retry is
+         * scheduled here. */
         c->killed_wsi = c->wsi;
         lws_set_timeout(c->wsi, PENDING_TIMEOUT_AWAITING_SERVER_RESPONSE, LWS_TO_KILL_ASYNC);
         c->wsi = NULL;
@@ -474,7 +475,10 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     ci.retry_and_idle_policy = &c->idle;
     c->state = ST_CONNECTING;
     uv_timer_start(&c->watchdog, on_watchdog, CONNECT_WATCHDOG_MS, 0);
-    if (!lws_client_connect_via_info(&ci)) {
+    /* A failure may already have been reported through CLIENT_CONNECTION_ERROR (which
+     * scheduled the retry); only an unreported one is handled here. */
+    if (!lws_client_connect_via_info(&ci) && c->state == ST_CONNECTING) {
+        uv_timer_stop(&c->watchdog);
         sl_warn("cluster: cannot start a connection to the control plane %s:%d", c->cp_host,
                 c->cp_port);
         schedule_retry(c);
@@ -537,6 +541,18 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     switch (reason) {
     case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:
         return verify_server_cert(c, (X509_STORE_CTX *)user, (int)len);
+    case LWS_CALLBACK_WSI_DESTROY:
+    case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
+        /* A connection the server closes during the upgrade (e.g. after refusing our
+         * certificate once TLS 1.3 finished on our side) ends here, not in
+         * CLIENT_CONNECTION_ERROR; and c->wsi must never outlive the wsi. */
+        if (wsi != c->wsi)
+            return 0;
+        c->wsi = NULL;
+        on_closed(c, c->tls_refusal[0] ? c->tls_refusal
+                                       : "closed during the websocket upgrade (certificate "
+                                         "refused by the control plane?)");
+        return 0;
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
     case LWS_CALLBACK_CLIENT_CLOSED:
         if (wsi == c->killed_wsi) {

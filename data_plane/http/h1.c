@@ -120,8 +120,17 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
     dp_header *x = &h->head.headers[h->head.nheaders - 1];
     if (!value_ok(at, len))
         return fail(h, 400, "invalid character in header value");
-    if (!x->value.p)
+    if (!x->value.p) {
+        /* the value must follow "name:" on the same line; anything else is a folded line (the
+         * head is contiguous in the caller's buffer, so looking back is safe) */
+        const char *b = at - 1;
+        while (*b == ' ' || *b == '\t')
+            b--;
+        if (*b != ':')
+            return fail(h, 400, "obsolete line folding");
         x->value.p = at;
+    } else if (at != x->value.p + x->value.len) /* a value continued on a new line: obs-fold */
+        return fail(h, 400, "obsolete line folding");
     x->value.len += len;
     h->hstate = 2;
     return add_head_bytes(h, len);
@@ -201,7 +210,8 @@ static int on_headers_complete(llhttp_t *p)
         hd->upgrade = (p->flags & F_UPGRADE) && (p->flags & F_CONNECTION_UPGRADE);
         if (hd->upgrade && (hd->chunked || hd->content_length > 0))
             return fail(h, 400, "upgrade request with a body");
-        return HPE_PAUSED;
+        /* pause before a body; a bodyless message runs on to its end (msg_complete) */
+        return hd->chunked || hd->content_length > 0 ? HPE_PAUSED : 0;
     }
     hd->status = p->status_code;
     if (hd->status == 101) {
@@ -211,7 +221,7 @@ static int on_headers_complete(llhttp_t *p)
     if (h->skip_body || (hd->status >= 100 && hd->status < 200) || hd->status == 204 ||
         hd->status == 304)
         return 1;
-    return HPE_PAUSED;
+    return hd->content_length == 0 ? 0 : HPE_PAUSED;
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t len)

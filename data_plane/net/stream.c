@@ -226,10 +226,12 @@ int dp_stream_tls_client(dp_stream *s, SSL_CTX *ctx, const char *sni, int verify
 
 void dp_stream_read_start(dp_stream *s)
 {
-    if (s->closing || s->reading)
+    if (s->closing)
         return;
-    s->reading = 1;
-    uv_read_start((uv_stream_t *)&s->tcp, alloc_cb, read_cb);
+    if (!s->reading) {
+        s->reading = 1;
+        uv_read_start((uv_stream_t *)&s->tcp, alloc_cb, read_cb);
+    }
     if (s->ssl && s->handshake_done && (SSL_pending(s->ssl) > 0 || BIO_pending(s->rbio) > 0))
         uv_timer_start(&s->pump, pump_cb, 0, 0);
 }

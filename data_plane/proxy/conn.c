@@ -122,12 +122,8 @@ static void client_written(dp_stream *s, int status, void *arg)
         dp_conn_close(c);
         return;
     }
-    if (c->state == C_RESPONDING && c->cwrites == 0) {
-        if (c->close_after)
-            conn_linger(c);
-        else
-            dp_conn_maybe_finish(c);
-    }
+    if (c->state == C_RESPONDING && c->cwrites == 0)
+        dp_conn_maybe_finish(c); /* lingers instead when close_after */
 }
 
 static int client_write(dp_conn *c, const uv_buf_t *b, unsigned n)
@@ -275,11 +271,6 @@ static void start_request(dp_conn *c)
     make_request_id(c);
     c->req_has_body = h->chunked || h->content_length > 0;
     c->req_done = !c->req_has_body;
-    if (!c->req_has_body && !h->upgrade) {
-        /* let the parser pass the end of this bodyless message now */
-        size_t used;
-        dp_h1_execute(&c->parser, c->rbuf + c->rpos, 0, &used);
-    }
     if (c->req_has_body && prevalidate_body(c) != 0) {
         dp_conn_respond(c, 400, "Bad request");
         return;
@@ -525,7 +516,6 @@ void dp_conn_req_pump(dp_conn *c)
     }
     if (o->n) {
         c->req_writing = 1;
-        dp_stream_read_stop(&c->s);
         int rc = dp_stream_write(&u->s, o->iov, o->n, req_written, c);
         if (rc) {
             c->req_writing = 0;
@@ -638,8 +628,8 @@ static void conn_process(dp_conn *c)
             return;
         }
         if (c->parser.head_complete) {
+            /* reading goes on: bytes that arrive now are kept (or reading stops then) */
             uv_timer_stop(&c->timer);
-            dp_stream_read_stop(&c->s);
             start_request(c);
             return;
         }
@@ -668,6 +658,10 @@ static void conn_on_read(dp_stream *s, ssize_t n)
         dp_tunnel_client_read(c, n);
         return;
     }
+    if (n == UV_ENOBUFS) { /* the buffer is full: the bytes wait in the kernel */
+        dp_stream_read_stop(&c->s);
+        return;
+    }
     if (n < 0) {
         /* EOF between requests is normal; mid-request it aborts (nothing to answer to) */
         dp_conn_close(c);
@@ -676,8 +670,8 @@ static void conn_on_read(dp_stream *s, ssize_t n)
     c->rlen += (size_t)n;
     if (c->state == C_ACTIVE && !c->req_done)
         timer_set(c, DP_CLIENT_BODY_TIMEOUT);
-    if (c->state == C_ACTIVE && (c->req_done || c->req_writing)) {
-        dp_stream_read_stop(&c->s); /* pipelined bytes wait for the response */
+    if (c->state == C_ACTIVE && (c->req_done || c->req_writing || !c->req_head_sent)) {
+        dp_stream_read_stop(&c->s); /* kept for later: pipelined, or body not wanted yet */
         return;
     }
     conn_process(c);

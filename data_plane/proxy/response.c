@@ -152,8 +152,7 @@ void dp_resp_pump(dp_conn *c)
             break;
     }
     if (o->n) {
-        c->resp_writing = 1;
-        dp_stream_read_stop(&u->s);
+        c->resp_writing = 1; /* reading stops only if more arrives meanwhile (up_on_read) */
         if (dp_stream_write(&c->s, o->iov, o->n, resp_written, c) != 0) {
             c->resp_writing = 0;
             dp_conn_close(c);

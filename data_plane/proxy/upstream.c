@@ -70,6 +70,10 @@ static void up_on_read(dp_stream *s, ssize_t n)
     dp_conn *c = u->conn;
     if (u->closing)
         return;
+    if (n == UV_ENOBUFS) { /* the buffer is full: wait for the client to take it */
+        dp_stream_read_stop(&u->s);
+        return;
+    }
     if (u->state == U_IDLE || !c) {
         up_close(u); /* closed by the peer while pooled, or unsolicited bytes */
         return;
@@ -247,7 +251,6 @@ static void connect_to(dp_conn *c, const struct sockaddr_storage *a)
         dp_link_remove(&u->link);
         w->nidle_up--;
         uv_timer_stop(&u->timer);
-        dp_stream_read_stop(&u->s);
         u->state = U_CONNECTING; /* up_ready makes it active */
         u->conn = c;
         u->reused = 1;

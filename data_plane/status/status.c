@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data_plane/cluster/client.h"
 #include "data_plane/config/apply.h"
 #include "proto/version.h"
 
@@ -24,6 +25,12 @@ static int nlisteners;
 static dp_worker *workers;
 static int nworkers;
 static int draining;
+static const dp_cluster_client *cluster_client;
+
+void dp_status_set_cluster(const struct dp_cluster_client *c)
+{
+    cluster_client = c;
+}
 
 void dp_status_set_draining(void)
 {
@@ -75,13 +82,19 @@ static int body_for(const char *method, const char *path, char *body, size_t cap
             requests += atomic_load_explicit(&workers[i].stats.requests, memory_order_relaxed);
             handled += atomic_load_explicit(&workers[i].stats.handled, memory_order_relaxed);
         }
+        char version[32] = "null"; /* no config yet */
+        if (g)
+            snprintf(version, sizeof(version), "%lld", (long long)g->version);
         snprintf(body, cap,
                  "{\"server\":{\"connections_accepted\":%lld,\"connections_active\":%lld,"
                  "\"connections_handled\":%lld,\"total_requests\":%lld},"
-                 "\"configuration_hash\":\"%s\",\"config_version\":%lld,"
+                 "\"configuration_hash\":\"%s\",\"configuration_version\":%s,"
+                 "\"control_plane\":{\"configured\":%s,\"connected\":%s},"
                  "\"workers\":%d,\"version\":\"" SL_VERSION "\"}",
-                 accepted, active, handled, requests, g ? g->hash : "",
-                 g ? (long long)g->version : -1LL, nworkers);
+                 accepted, active, handled, requests, g ? g->hash : "", version,
+                 cluster_client ? "true" : "false",
+                 cluster_client && dp_cluster_client_connected(cluster_client) ? "true" : "false",
+                 nworkers);
         status = 200;
     } else {
         snprintf(body, cap, "{\"message\":\"Not found\"}");

@@ -17,6 +17,11 @@ int dp_status_start(uv_loop_t *loop, const sl_listen_addr *addrs, int n, dp_work
 /* Marks the node as draining (/status/ready answers 503 "draining"). */
 void dp_status_set_draining(void);
 
+/* The control plane connection /status reports ("control_plane": {"connected": ...}); NULL
+ * when the node runs without one (declarative_config). Control loop only. */
+struct dp_cluster_client;
+void dp_status_set_cluster(const struct dp_cluster_client *c);
+
 /* Closes the listeners and open status connections. */
 void dp_status_stop(void);
 

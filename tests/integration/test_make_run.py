@@ -20,7 +20,7 @@ import time
 import pytest
 import requests
 
-from sluice_harness import base_env, free_port, repo_root
+from sluice_harness import base_env, bin_dir, free_port, repo_root
 
 RUN_SH = os.path.join(repo_root(), "scripts", "run.sh")
 README = os.path.join(repo_root(), "README.md")
@@ -121,6 +121,7 @@ class MakeRun:
         env = base_env()
         env.update({
             "SLUICE_RUN_DATA": self.data,
+            "SLUICE_RUN_BIN": bin_dir(),
             "SLUICE_ADMIN_LISTEN": "127.0.0.1:%d" % self.admin,
             "SLUICE_CLUSTER_LISTEN": "127.0.0.1:%d" % self.cluster,
             "SLUICE_CLUSTER_CONTROL_PLANE": "127.0.0.1:%d" % self.cluster,
@@ -197,7 +198,7 @@ def glob_pg_bins():
 
 @pytest.fixture(scope="module")
 def make_run():
-    top_build = os.path.join(repo_root(), "build")
+    top_build = bin_dir()
     for b in ("sluice-cp",):
         if not os.access(os.path.join(top_build, b), os.X_OK):
             pytest.fail("%s/%s is missing: `make run` runs the binaries in build/ (run make)"

@@ -45,7 +45,8 @@ static void valid_get(void **st)
 {
     dp_h1 h;
     sink s;
-    assert_int_equal(parse("GET /a/b?x=1 HTTP/1.1\r\nHost: example.com\r\nX-A:  v  \r\n\r\n", &h, &s), 0);
+    assert_int_equal(
+        parse("GET /a/b?x=1 HTTP/1.1\r\nHost: example.com\r\nX-A:  v  \r\n\r\n", &h, &s), 0);
     assert_true(dp_slice_ieq(h.head.method, "GET"));
     assert_true(dp_slice_ieq(h.head.path, "/a/b"));
     assert_true(dp_slice_ieq(h.head.query, "x=1"));
@@ -71,7 +72,8 @@ static void smuggling_refused(void **st)
 {
     static const char *const bad[] = {
         /* CL + TE */
-        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: "
+        "chunked\r\n\r\n0\r\n\r\n",
         /* differing CL */
         "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
         /* duplicate CL, even equal */
@@ -83,7 +85,8 @@ static void smuggling_refused(void **st)
         /* TE other than chunked / chunked not last */
         "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
         "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
-        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: "
+        "chunked\r\n\r\n0\r\n\r\n",
         "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n",
         /* obs-fold */
         "GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n",
@@ -165,7 +168,10 @@ static void upgrade(void **st)
 {
     dp_h1 h;
     sink s;
-    assert_int_equal(parse("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", &h, &s), 0);
+    assert_int_equal(
+        parse("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+              &h, &s),
+        0);
     assert_true(h.head.upgrade);
 }
 
@@ -178,9 +184,9 @@ static void has_token(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(valid_get),      cmocka_unit_test(chunked_body),
+        cmocka_unit_test(valid_get),         cmocka_unit_test(chunked_body),
         cmocka_unit_test(smuggling_refused), cmocka_unit_test(limits),
-        cmocka_unit_test(pipelined),      cmocka_unit_test(upgrade),
+        cmocka_unit_test(pipelined),         cmocka_unit_test(upgrade),
         cmocka_unit_test(has_token),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -23,12 +23,13 @@ static const dp_h1_head *head_of(const char *raw, dp_h1_type type)
 
 static void request_headers(void **st)
 {
-    const dp_h1_head *q = head_of("POST /api/x?y=1 HTTP/1.1\r\nHost: client.example:8000\r\n"
-                                  "Connection: keep-alive, X-Secret\r\nX-Secret: s\r\nKeep-Alive: 5\r\n"
-                                  "TE: trailers\r\nProxy-Connection: x\r\nX-Forwarded-For: 1.2.3.4\r\n"
-                                  "X-Forwarded-Proto: evil\r\nX-Real-IP: 6.6.6.6\r\nVia: 1.0 other\r\n"
-                                  "Expect: 100-continue\r\nTransfer-Encoding: chunked\r\nX-Keep: yes\r\n\r\n",
-                                  DP_H1_REQUEST);
+    const dp_h1_head *q =
+        head_of("POST /api/x?y=1 HTTP/1.1\r\nHost: client.example:8000\r\n"
+                "Connection: keep-alive, X-Secret\r\nX-Secret: s\r\nKeep-Alive: 5\r\n"
+                "TE: trailers\r\nProxy-Connection: x\r\nX-Forwarded-For: 1.2.3.4\r\n"
+                "X-Forwarded-Proto: evil\r\nX-Real-IP: 6.6.6.6\r\nVia: 1.0 other\r\n"
+                "Expect: 100-continue\r\nTransfer-Encoding: chunked\r\nX-Keep: yes\r\n\r\n",
+                DP_H1_REQUEST);
     dp_upstream_req_info info = {
         .upstream_uri = DP_SLICE_LIT("/x?y=1"),
         .host = DP_SLICE_LIT("backend:8080"),
@@ -74,9 +75,12 @@ static void upgrade_kept(void **st)
     const dp_h1_head *q = head_of("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n"
                                   "Upgrade: websocket\r\n\r\n",
                                   DP_H1_REQUEST);
-    dp_upstream_req_info info = {.upstream_uri = DP_SLICE_LIT("/ws"), .host = DP_SLICE_LIT("b"),
-                                 .client_ip = DP_SLICE_LIT("1.1.1.1"), .scheme = "http",
-                                 .fwd_host = DP_SLICE_LIT("a"), .fwd_port = 80,
+    dp_upstream_req_info info = {.upstream_uri = DP_SLICE_LIT("/ws"),
+                                 .host = DP_SLICE_LIT("b"),
+                                 .client_ip = DP_SLICE_LIT("1.1.1.1"),
+                                 .scheme = "http",
+                                 .fwd_host = DP_SLICE_LIT("a"),
+                                 .fwd_port = 80,
                                  .fwd_path = DP_SLICE_LIT("/ws")};
     char out[2048];
     long n = dp_rewrite_request(q, &info, out, sizeof(out) - 1);
@@ -90,8 +94,12 @@ static void response_headers(void **st)
     const dp_h1_head *r = head_of("HTTP/1.1 200 OK\r\nConnection: close, X-Hop\r\nX-Hop: 1\r\n"
                                   "Transfer-Encoding: chunked\r\nX-App: 2\r\n\r\n",
                                   DP_H1_RESPONSE);
-    dp_client_resp_info info = {.client_minor = 1, .chunked = 1, .upstream_ms = 7, .proxy_ms = 1,
-                                .request_id = DP_SLICE_LIT("rid"), .headers = DP_HDR_ALL};
+    dp_client_resp_info info = {.client_minor = 1,
+                                .chunked = 1,
+                                .upstream_ms = 7,
+                                .proxy_ms = 1,
+                                .request_id = DP_SLICE_LIT("rid"),
+                                .headers = DP_HDR_ALL};
     char out[2048];
     long n = dp_rewrite_response(r, &info, out, sizeof(out) - 1);
     out[n] = 0;
@@ -118,8 +126,9 @@ static void gateway(void **st)
     out[n] = 0;
     assert_true(strncmp(out, "HTTP/1.1 502 Bad Gateway\r\n", 26) == 0);
     assert_non_null(strstr(out, "Connection: close"));
-    assert_non_null(
-        strstr(out, "\r\n\r\n{\"message\":\"An invalid response was received from the upstream server\"}"));
+    assert_non_null(strstr(
+        out,
+        "\r\n\r\n{\"message\":\"An invalid response was received from the upstream server\"}"));
 }
 
 int main(void)

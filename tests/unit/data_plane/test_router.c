@@ -25,8 +25,11 @@ static int find(dp_router *r, const char *method, const char *host, const char *
                 size_t *prefix)
 {
     dp_header hdr[1] = {{DP_SLICE_LIT("X-Version"), DP_SLICE_LIT("V2")}};
-    dp_router_input in = {.method = dp_slice_cstr(method), .host = dp_slice_cstr(host),
-                          .port = 8000, .path = dp_slice_cstr(path), .headers = hdr,
+    dp_router_input in = {.method = dp_slice_cstr(method),
+                          .host = dp_slice_cstr(host),
+                          .port = 8000,
+                          .path = dp_slice_cstr(path),
+                          .headers = hdr,
                           .nheaders = 1};
     dp_router_match m;
     if (dp_router_find(r, &in, &m) != 0)

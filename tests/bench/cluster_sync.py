@@ -1,0 +1,144 @@
+#!/usr/bin/python3
+"""Cluster sync benchmark (issue 3): how long from an Admin API write until every data plane
+serves it, at several config sizes.
+
+For each size it bulk-loads N routes (one service each 100 routes) straight into PostgreSQL,
+starts one control plane and 3 data planes, then makes `--changes` Admin API writes one after
+another (PATCH of one route's paths) and, for each, waits until all 3 data planes report the
+new config version on their status listener. It prints p50/p99 of write-to-all-DPs time, the
+snapshot size, and the control plane's build time and the data planes' apply time taken from
+their logs. Not a test: it asserts nothing.
+
+    SLUICE_BIN_DIR=$PWD/build /usr/bin/python3 tests/bench/cluster_sync.py --sizes 100,10000,100000
+"""
+
+import argparse
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+
+import requests  # noqa: E402
+
+from cluster_harness import DataPlane, cluster_certs, cluster_env  # noqa: E402
+from sluice_harness import ControlPlane, PgCluster, cp_env, run_cp  # noqa: E402
+
+
+def bulk_load(pg, db, n):
+    """N routes over ceil(N/100) services, inserted in one SQL statement each."""
+    services = max(1, (n + 99) // 100)
+    pg.psql("""
+        INSERT INTO services (id, name, retries, protocol, host, port, connect_timeout,
+                              write_timeout, read_timeout, enabled)
+        SELECT md5('svc' || i)::uuid, 'svc-' || i, 5, 'http', '127.0.0.1', 9, 60000, 60000,
+               60000, true
+        FROM generate_series(1, %d) AS i;
+        INSERT INTO routes (id, name, protocols, paths, https_redirect_status_code,
+                            regex_priority, strip_path, path_handling, preserve_host,
+                            request_buffering, response_buffering, service_id)
+        SELECT md5('route' || i)::uuid, 'route-' || i, '{http,https}', ARRAY['/r/' || i], 426,
+               0, true, 'v0', false, true, true, md5('svc' || (1 + i %% %d))::uuid
+        FROM generate_series(1, %d) AS i;
+    """ % (services, services, n), db=db)
+
+
+def percentile(values, p):
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(p / 100.0 * (len(s) - 1))))]
+
+
+def dp_version(dp, session):
+    return int(session.get(dp.status_url + "/status", timeout=5).json()
+               .get("configuration_version") or 0)
+
+
+def wait_all(dps, sessions, version, timeout=120):
+    deadline = time.time() + timeout
+    pending = list(range(len(dps)))
+    while pending and time.time() < deadline:
+        pending = [i for i in pending if dp_version(dps[i], sessions[i]) < version]
+    if pending:
+        raise RuntimeError("data planes %s never reached version %d" % (pending, version))
+
+
+def run_size(pg, certs, n, changes, workdir):
+    db = pg.create_database("bench")
+    r = run_cp(["migrations", "bootstrap"], cp_env(pg, db))
+    if r.returncode:
+        raise RuntimeError(r.output)
+    t0 = time.time()
+    bulk_load(pg, db, n)
+    load_s = time.time() - t0
+    cp = ControlPlane(pg, db, workdir=tempfile.mkdtemp(dir=workdir),
+                      extra_env=cluster_env(*certs)).start()
+    dps = [DataPlane(cp.cluster_port, *certs, workdir=tempfile.mkdtemp(dir=workdir)).start()
+           for _ in range(3)]
+    sessions = [requests.Session() for _ in dps]
+    try:
+        version = int(cp.get("/status").json()["configuration_version"])
+        wait_all(dps, sessions, version)
+        lat = []
+        admin = requests.Session()
+        for i in range(changes):
+            path = "/changed/%d" % i
+            t = time.perf_counter()
+            resp = admin.patch(cp.url + "/routes/route-1", json={"paths": [path]}, timeout=30)
+            if resp.status_code != 200:
+                raise RuntimeError(resp.text)
+            version += 1
+            wait_all(dps, sessions, version)
+            lat.append((time.perf_counter() - t) * 1000)
+        cplog = cp.log()
+        sizes = re.findall(r"snapshot version \d+ built: \d+ routes, (\d+) bytes \((\d+) before", cplog)
+        enc = [float(x) for x in re.findall(r"encode ([0-9.]+) ms", cplog)]
+        rd = [float(x) for x in re.findall(r"read ([0-9.]+) ms", cplog)]
+        applies = []
+        for d in dps:
+            applies += [float(x) for x in re.findall(r"applied .*?in ([0-9.]+) ms", d.log())]
+        return {
+            "routes": n, "bulk_load_s": load_s,
+            "p50_ms": statistics.median(lat), "p99_ms": percentile(lat, 99),
+            "max_ms": max(lat),
+            "snapshot_bytes": int(sizes[-1][0]) if sizes else None,
+            "canonical_bytes": int(sizes[-1][1]) if sizes else None,
+            "cp_read_ms": statistics.median(rd) if rd else None,
+            "cp_encode_ms": statistics.median(enc) if enc else None,
+            "dp_apply_ms": statistics.median(applies) if applies else None,
+        }
+    finally:
+        for s in sessions:
+            s.close()
+        for d in dps:
+            d.stop()
+        cp.stop()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", default="100,10000,100000")
+    ap.add_argument("--changes", type=int, default=100)
+    args = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="sluice-bench-sync-")
+    pg = PgCluster()
+    pg.start()
+    try:
+        certs = cluster_certs(os.path.join(work, "certs"))
+        rows = [run_size(pg, certs, int(n), args.changes, work) for n in args.sizes.split(",")]
+    finally:
+        pg.destroy()
+    cols = ["routes", "p50_ms", "p99_ms", "max_ms", "snapshot_bytes", "canonical_bytes",
+            "cp_read_ms", "cp_encode_ms", "dp_apply_ms"]
+    print("write -> all 3 data planes serving it, %d changes per size" % args.changes)
+    print(" | ".join("%14s" % c for c in cols))
+    for r in rows:
+        print(" | ".join("%14s" % (("%.1f" % r[c]) if isinstance(r[c], float) else r[c])
+                         for c in cols))
+
+
+if __name__ == "__main__":
+    main()
