@@ -53,6 +53,22 @@ const sl_setting_def sl_setting_defs[] = {
     {"declarative_config", NULL, SL_SET_STRING, SL_FOR_DP, 0, 0, NULL,
      "serve this file without a control plane"},
     {"log_level", "info", SL_SET_LOG_LEVEL, SL_FOR_BOTH, 0, 0, NULL, "lowest level logged"},
+    {"headers", "server_tokens, latency_tokens, X-Sluice-Request-Id", SL_SET_STRING, SL_FOR_DP, 0,
+     0, NULL, "headers the proxy adds: server_tokens, latency_tokens, X-Sluice-Request-Id, off"},
+    {"client_header_timeout", "60", SL_SET_INT, SL_FOR_DP, 1, 3600, NULL,
+     "seconds a client may take to send the request head"},
+    {"client_body_timeout", "60", SL_SET_INT, SL_FOR_DP, 1, 3600, NULL,
+     "seconds between two reads of a request body"},
+    {"keepalive_timeout", "75", SL_SET_INT, SL_FOR_DP, 0, 3600, NULL,
+     "seconds an idle client connection stays open (0: no keepalive)"},
+    {"upstream_keepalive_pool_size", "512", SL_SET_INT, SL_FOR_DP, 0, 100000, NULL,
+     "idle upstream connections kept per worker and upstream address"},
+    {"upstream_keepalive_max_requests", "10000", SL_SET_INT, SL_FOR_DP, 0, 100000000, NULL,
+     "requests on one upstream connection before it is closed"},
+    {"upstream_keepalive_idle_timeout", "60", SL_SET_INT, SL_FOR_DP, 0, 3600, NULL,
+     "seconds an idle upstream connection is kept"},
+    {"drain_timeout", "30", SL_SET_INT, SL_FOR_DP, 0, 3600, NULL,
+     "seconds SIGTERM waits for in-flight requests"},
 };
 const size_t sl_setting_count = sizeof(sl_setting_defs) / sizeof(sl_setting_defs[0]);
 
