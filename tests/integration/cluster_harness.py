@@ -5,7 +5,6 @@ plane really serves the config it reports."""
 import http.server
 import json
 import os
-import signal
 import subprocess
 import tempfile
 import threading
@@ -13,7 +12,7 @@ import time
 
 import requests
 
-from sluice_harness import base_env, bin_dir, free_port, log_problems, run_cp
+from sluice_harness import base_env, bin_dir, free_port, log_problems, run_cp, terminate
 
 
 def dp_binary():
@@ -154,15 +153,7 @@ class DataPlane:
             self._log = None
 
     def stop(self, timeout=40):
-        problems = []
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                problems.append("sluice-dp did not exit within %ds of SIGTERM" % timeout)
-                self.proc.kill()
-                self.proc.wait()
+        problems = terminate(self.proc, "sluice-dp", timeout)
         if self._log:
             self._log.close()
             self._log = None

@@ -245,6 +245,21 @@ def log_problems(text):
     return [line for line in text.splitlines() if any(m in line for m in BAD_LOG_MARKERS)]
 
 
+def terminate(proc, name, timeout):
+    """Sends SIGTERM to a running process and waits; kills it past timeout. Returns the
+    problems seen (a process that had to be killed did not shut down cleanly)."""
+    if not proc or proc.poll() is not None:
+        return []
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+        return []
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return ["%s did not exit within %ds of SIGTERM" % (name, timeout)]
+
+
 class ControlPlane:
     """`sluice-cp serve` on free ports, stdout+stderr captured in a log file.
 
@@ -300,20 +315,11 @@ class ControlPlane:
 
     def stop(self, timeout=15):
         """SIGTERM, wait; returns a list of problems (empty when the shutdown was clean)."""
-        problems = []
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                problems.append("sluice-cp did not exit within %ds of SIGTERM" % timeout)
-                self.proc.kill()
-                self.proc.wait()
+        problems = terminate(self.proc, "sluice-cp", timeout)
         if self.proc:
             self._log.close()
         self.session.close()
-        problems += log_problems(self.log())
-        return problems
+        return problems + log_problems(self.log())
 
     def request(self, method, path, **kw):
         kw.setdefault("timeout", 30)
