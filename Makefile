@@ -17,7 +17,7 @@ DEB_PACKAGES := build-essential pkg-config clang clang-format libclang-rt-14-dev
 	libpq-dev libwebsockets-dev libwebsockets-evlib-uv libuv1-dev libssl-dev libmsgpack-dev \
 	node-llhttp libjansson-dev libyaml-dev libpcre2-dev zlib1g-dev libcmocka-dev \
 	postgresql postgresql-client python3 python3-pytest python3-requests python3-yaml \
-	python3-msgpack python3-websocket curl openssl wrk nginx-light haproxy util-linux procps
+	python3-msgpack python3-websocket python3-pytest-xdist curl openssl wrk nginx-light haproxy util-linux procps
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm

@@ -10,6 +10,7 @@
 
 #include "control_plane/store/store.h"
 #include "proto/declarative.h"
+#include "proto/password.h"
 #include "proto/schema.h"
 #include "proto/yaml_json.h"
 
@@ -50,6 +51,47 @@ static int same_row(const json_t *a, const json_t *b)
     return eq;
 }
 
+/* Basic-auth passwords as the file gives them, by credential username. Validation replaces a
+ * plain password with a hash salted afresh each time, so without the plain text an unchanged
+ * credential would look changed on every import. */
+static void collect_passwords(const json_t *list, json_t *out)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(list, i, c)
+    {
+        const char *user = json_string_value(json_object_get(c, "username"));
+        json_t *pw = json_object_get(c, "password");
+        if (user && json_is_string(pw))
+            json_object_set(out, user, pw);
+    }
+}
+
+static json_t *plain_passwords(const json_t *doc)
+{
+    json_t *out = json_object();
+    collect_passwords(json_object_get(doc, "basicauth_credentials"), out);
+    size_t i;
+    json_t *consumer;
+    json_array_foreach(json_object_get(doc, "consumers"), i, consumer)
+        collect_passwords(json_object_get(consumer, "basicauth_credentials"), out);
+    return out;
+}
+
+/* When the stored hash already matches the file's plain password, the row keeps the stored
+ * hash, so that re-importing the same file finds it identical. */
+static void keep_matching_hash(const sl_entity *e, json_t *row, const json_t *existing,
+                               const json_t *plain)
+{
+    if (!existing || !plain || strcmp(e->name, "basicauth_credentials") != 0)
+        return;
+    const char *stored = json_string_value(json_object_get(existing, "password"));
+    const char *pw = json_string_value(
+        json_object_get(plain, json_string_value(json_object_get(row, "username"))));
+    if (stored && pw && !sl_password_is_hash(pw) && sl_password_verify(pw, stored))
+        json_object_set_new(row, "password", json_string(stored));
+}
+
 static void describe(char *out, size_t outlen, const sl_entity *e, const json_t *row)
 {
     const char *key =
@@ -60,7 +102,8 @@ static void describe(char *out, size_t outlen, const sl_entity *e, const json_t 
         snprintf(out, outlen, "%s %s", e->singular, json_string_value(json_object_get(row, "id")));
 }
 
-static int import_config(cp_store *st, const json_t *config, int *written, int *unchanged)
+static int import_config(cp_store *st, const json_t *config, const json_t *plain, int *written,
+                         int *unchanged)
 {
     cp_store_error serr = {0};
     if (cp_store_begin(st, &serr)) {
@@ -76,8 +119,9 @@ static int import_config(cp_store *st, const json_t *config, int *written, int *
         {
             json_t *existing = NULL;
             const char *id = json_string_value(json_object_get(row, "id"));
-            if (cp_store_get(st, e, id, &existing, &serr) == CP_STORE_OK &&
-                same_row(existing, row)) {
+            if (cp_store_get(st, e, id, &existing, &serr) == CP_STORE_OK)
+                keep_matching_hash(e, row, existing, plain);
+            if (existing && same_row(existing, row)) {
                 json_decref(existing);
                 (*unchanged)++;
                 continue;
@@ -117,10 +161,19 @@ static int db_import(const char *path, const sl_settings *s)
         fprintf(stderr, "Error: %s\n", err);
         return 1;
     }
-    json_t *errors = NULL;
-    json_t *config = sl_declarative_load(text, len, &errors, err, sizeof(err));
+    json_t *errors = NULL, *config = NULL, *plain = NULL;
+    char perr[512];
+    json_t *doc = sl_yaml_parse(text, len, perr, sizeof(perr));
     free(text);
+    if (doc) {
+        config = sl_declarative_flatten(doc, &errors, err, sizeof(err));
+        plain = plain_passwords(doc);
+        json_decref(doc);
+    } else {
+        snprintf(err, sizeof(err), "cannot parse the declarative config: %s", perr);
+    }
     if (!config) {
+        json_decref(plain);
         fprintf(stderr, "Error: %s is not a valid declarative config: %s\n", path, err);
         size_t i;
         json_t *e;
@@ -142,12 +195,14 @@ static int db_import(const char *path, const sl_settings *s)
     if (!st) {
         fprintf(stderr, "Error: %s\n", err);
         json_decref(config);
+        json_decref(plain);
         return 1;
     }
     int written = 0, unchanged = 0;
-    int rc = import_config(st, config, &written, &unchanged);
+    int rc = import_config(st, config, plain, &written, &unchanged);
     cp_store_close(st);
     json_decref(config);
+    json_decref(plain);
     if (rc)
         return 1;
     printf("import successful: %d entities written, %d already up to date\n", written, unchanged);

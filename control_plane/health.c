@@ -27,7 +27,8 @@ int cp_health(const sl_settings *s)
         return 1;
     }
     if (status != 200) {
-        fprintf(stderr, "sluice-cp is not healthy: /status answered %d\n", status);
+        fprintf(stderr, "sluice-cp is not healthy: /status answered %d%s\n", status,
+                status == 401 ? " (admin_token not accepted)" : "");
         return 1;
     }
     json_t *j = json_loads(body, 0, NULL);

@@ -10,6 +10,7 @@
 #include "data_plane/cluster/client.h"
 #include "data_plane/config/apply.h"
 #include "data_plane/status/status.h"
+#include "data_plane/upstream/health.h"
 #include "data_plane/tls/tls.h"
 #include "data_plane/worker/worker.h"
 #include "proto/local_http.h"
@@ -18,7 +19,6 @@
 #include "proto/settings.h"
 #include "proto/version.h"
 
-#define DRAIN_MS 30000
 #define MAX_WORKERS 1024
 
 static dp_worker *workers;
@@ -27,6 +27,7 @@ static uv_loop_t *ctl;
 static uv_signal_t sig_term, sig_int, sig_hup;
 static uv_timer_t drain_timer;
 static uint64_t drain_deadline;
+static uint64_t drain_ms; /* drain_timeout */
 static int stopping;
 static dp_cluster_client *cluster;
 
@@ -59,6 +60,7 @@ static void finish(void)
     for (int i = 0; i < nworkers; i++)
         dp_worker_join(&workers[i]);
     dp_status_stop();
+    dp_health_stop();
     uv_close((uv_handle_t *)&sig_term, NULL);
     uv_close((uv_handle_t *)&sig_int, NULL);
     uv_close((uv_handle_t *)&sig_hup, NULL);
@@ -85,11 +87,11 @@ static void on_term(uv_signal_t *s, int signum)
         return;
     }
     stopping = 1;
-    sl_notice("signal %d: draining (at most %d s)", signum, DRAIN_MS / 1000);
+    sl_notice("signal %d: draining (at most %llu s)", signum, (unsigned long long)drain_ms / 1000);
     dp_status_set_draining();
     for (int i = 0; i < nworkers; i++)
         dp_worker_drain(&workers[i]);
-    drain_deadline = uv_now(ctl) + DRAIN_MS;
+    drain_deadline = uv_now(ctl) + drain_ms;
     uv_timer_start(&drain_timer, drain_tick, 50, 50);
 }
 
@@ -143,7 +145,16 @@ static int serve(sl_settings *s)
         nworkers = (int)uv_available_parallelism();
     if (nworkers > MAX_WORKERS)
         nworkers = MAX_WORKERS;
+    dp_proxy_conf conf;
+    if (dp_proxy_conf_load(&conf, s, err, sizeof(err)) != 0) {
+        fprintf(stderr, "Error: %s\n", err);
+        return 1;
+    }
+    drain_ms = (uint64_t)sl_settings_int(s, "drain_timeout") * 1000;
     signal(SIGPIPE, SIG_IGN);
+    /* a reload request that comes while the config is still loading must not kill the node;
+     * the libuv handler installed once the loop exists takes over */
+    signal(SIGHUP, SIG_IGN);
     SSL_CTX *server_ctx = dp_tls_server_ctx_new(err, sizeof(err));
     if (!server_ctx) {
         fprintf(stderr, "Error: TLS: %s\n", err);
@@ -151,7 +162,8 @@ static int serve(sl_settings *s)
     }
     workers = calloc((size_t)nworkers, sizeof(dp_worker));
     for (int i = 0; i < nworkers; i++) {
-        if (dp_worker_init(&workers[i], i, proxy, nproxy, server_ctx, err, sizeof(err)) != 0) {
+        if (dp_worker_init(&workers[i], i, proxy, nproxy, server_ctx, &conf, err, sizeof(err)) !=
+            0) {
             fprintf(stderr, "Error: %s\n", err);
             return 1;
         }
@@ -172,20 +184,8 @@ static int serve(sl_settings *s)
             sl_notice("no cached config in %s: waiting for one (every request gets 404)", prefix);
     }
     ctl = uv_default_loop();
-    if (nstatus && dp_status_start(ctl, status, nstatus, workers, nworkers, err, sizeof(err))) {
-        fprintf(stderr, "Error: %s\n", err);
-        return 1;
-    }
-    if (!declarative) {
-        /* without a control plane the node keeps serving its cached config: not fatal */
-        char node_id[37];
-        static const dp_cluster_callbacks cb = {cluster_apply, cluster_current, NULL};
-        if (sl_prefix_ensure(prefix, err, sizeof(err)) != 0 ||
-            sl_node_id_load(prefix, node_id, err, sizeof(err)) != 0 ||
-            !(cluster = dp_cluster_client_start(ctl, s, node_id, &cb, err, sizeof(err))))
-            sl_error("cluster client not started: %s", err);
-        dp_status_set_cluster(cluster);
-    }
+    /* before any listener is reachable: a SIGHUP or SIGTERM sent as soon as the node answers
+     * must find its handler, not the default action that kills the process */
     uv_signal_init(ctl, &sig_term);
     uv_signal_init(ctl, &sig_int);
     uv_signal_init(ctl, &sig_hup);
@@ -193,6 +193,25 @@ static int serve(sl_settings *s)
     uv_signal_start(&sig_term, on_term, SIGTERM);
     uv_signal_start(&sig_int, on_term, SIGINT);
     uv_signal_start(&sig_hup, on_hup, SIGHUP);
+    if (nstatus && dp_status_start(ctl, status, nstatus, workers, nworkers, err, sizeof(err))) {
+        fprintf(stderr, "Error: %s\n", err);
+        return 1;
+    }
+    /* The node's id names it to the control plane and in /upstreams/{u}/health. */
+    static char node_id[37];
+    if (sl_prefix_ensure(prefix, err, sizeof(err)) != 0 ||
+        sl_node_id_load(prefix, node_id, err, sizeof(err)) != 0) {
+        fprintf(stderr, "Error: %s\n", err);
+        return 1;
+    }
+    dp_health_set_node_id(node_id);
+    if (!declarative) {
+        /* without a control plane the node keeps serving its cached config: not fatal */
+        static const dp_cluster_callbacks cb = {cluster_apply, cluster_current, NULL};
+        if (!(cluster = dp_cluster_client_start(ctl, s, node_id, &cb, err, sizeof(err))))
+            sl_error("cluster client not started: %s", err);
+        dp_status_set_cluster(cluster);
+    }
     for (int i = 0; i < nworkers; i++) {
         if (dp_worker_start(&workers[i]) != 0) {
             fprintf(stderr, "Error: cannot start worker thread %d\n", i);
@@ -210,25 +229,30 @@ static int serve(sl_settings *s)
     return 0;
 }
 
+/* One line, like `sluice-cp health`: stdout when ready, stderr with the reason otherwise. */
 static int health(sl_settings *s)
 {
     char err[256], body[512];
     sl_listen_addr st[4];
     const char *v = sl_settings_get(s, "status_listen");
-    if (!v || sl_listen_parse(v, st, 4, err, sizeof(err)) < 1) {
-        printf("unhealthy: no status_listen\n");
+    if (!v || strcmp(v, "off") == 0 || sl_listen_parse(v, st, 4, err, sizeof(err)) < 1) {
+        fprintf(stderr, "sluice-dp health: no status_listen to ask\n");
         return 1;
     }
     int code = sl_local_http_get(st[0].host, st[0].port, "/status/ready", NULL, 3000, body,
                                  sizeof(body), err, sizeof(err));
     if (code == 200) {
-        printf("healthy: ready\n");
+        printf("sluice-dp is healthy at %s:%d: ready\n", st[0].host, st[0].port);
         return 0;
     }
-    if (code < 0)
-        printf("unhealthy: status listener %s:%d: %s\n", st[0].host, st[0].port, err);
-    else
-        printf("unhealthy: %d %s\n", code, body);
+    if (code < 0) {
+        fprintf(stderr, "sluice-dp is not running: %s\n", err);
+        return 1;
+    }
+    json_t *j = json_loads(body, 0, NULL);
+    const char *why = json_string_value(json_object_get(j, "message"));
+    fprintf(stderr, "sluice-dp is not ready: %s\n", why ? why : "status listener answered");
+    json_decref(j);
     return 1;
 }
 

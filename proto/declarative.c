@@ -227,10 +227,29 @@ static void validate_all(flat_ctx *c)
             char key[200];
             snprintf(key, sizeof(key), "%s:%s", e->name,
                      json_string_value(json_object_get(row, "id")));
-            if (json_object_get(seen, key))
+            /* ids come from names, so a name used twice is the usual cause: say so */
+            const char *k =
+                e->endpoint_key ? json_string_value(json_object_get(row, e->endpoint_key)) : NULL;
+            char nkey[1200];
+            snprintf(nkey, sizeof(nkey), "%s:%s=%s", e->name,
+                     e->endpoint_key ? e->endpoint_key : "", k ? k : "");
+            const char *first_name = k ? json_string_value(json_object_get(seen, nkey)) : NULL;
+            const char *first = json_string_value(json_object_get(seen, key));
+            if (first_name || first) {
+                char msg[700];
+                if (first_name)
+                    snprintf(msg, sizeof(msg), "%s '%s' is also used by %s", e->endpoint_key, k,
+                             first_name);
+                else
+                    snprintf(msg, sizeof(msg), "same id as %s (identical entries get the same id)",
+                             first);
                 add_error(c, e->name, where,
-                          json_pack("{s:s}", "id", "another entity of the file has this id"));
-            json_object_set_new(seen, key, json_true());
+                          json_pack("{s:s}", first_name ? e->endpoint_key : "id", msg));
+                continue;
+            }
+            if (k)
+                json_object_set_new(seen, nkey, json_string(where ? where : e->name));
+            json_object_set_new(seen, key, json_string(where ? where : e->name));
         }
     }
     json_decref(seen);

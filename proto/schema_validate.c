@@ -219,7 +219,11 @@ static json_t *check_map(const sl_field *f, json_t *v, sl_validate_mode mode, js
         }
         json_t *e = NULL;
         json_t *nv = check_value(&value_field, SL_T_ARRAY, json_incref(val), mode, &e);
-        json_object_set_new(v, k, nv);
+        /* Most values come back unchanged: replacing them would rehash the key for nothing. */
+        if (nv == val)
+            json_decref(nv);
+        else
+            json_object_set_new(v, k, nv);
         if (e != NULL) {
             if (errs == NULL)
                 errs = json_object();
@@ -413,7 +417,12 @@ static void validate_fields(const sl_field *fields, size_t nfields, json_t *obj,
         }
         json_t *e = NULL;
         json_t *nv = check_value(f, f->type, json_incref(v), mode, &e);
-        json_object_set_new(obj, f->name, nv);
+        /* Most values come back unchanged (every field of every row of a snapshot): setting
+         * them again would cost a hash lookup and a free per field. */
+        if (nv == v)
+            json_decref(nv);
+        else
+            json_object_set_new(obj, f->name, nv);
         if (e != NULL)
             json_object_set_new(errs, f->name, e);
     }

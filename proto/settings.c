@@ -40,6 +40,8 @@ const sl_setting_def sl_setting_defs[] = {
     {"cluster_ca_cert", NULL, SL_SET_STRING, SL_FOR_BOTH, 0, 0, NULL, "CA for pki mode"},
     {"cluster_server_name", NULL, SL_SET_STRING, SL_FOR_DP, 0, 0, NULL,
      "server name checked in pki mode"},
+    {"cluster_data_plane_purge_delay", "1209600", SL_SET_INT, SL_FOR_CP, 60, 315360000, NULL,
+     "seconds a data plane stays in GET /clustering/data-planes after it was last seen"},
     {"cluster_max_payload", "67108864", SL_SET_INT, SL_FOR_BOTH, 65536, 1073741824, NULL,
      "largest compressed snapshot accepted, bytes"},
     {"proxy_listen", "0.0.0.0:8000, 0.0.0.0:8443 ssl", SL_SET_LISTEN, SL_FOR_DP, 0, 0, NULL,

@@ -12,6 +12,8 @@ typedef struct {
     size_t nodes;
     char *err;
     size_t errlen;
+    const char *text; /* the input, to turn a reader error's byte offset into a line */
+    size_t len;
 } yaml_reader;
 
 static void reader_error(yaml_reader *r, const yaml_event_t *ev, const char *what)
@@ -19,7 +21,14 @@ static void reader_error(yaml_reader *r, const yaml_event_t *ev, const char *wha
     if (ev)
         snprintf(r->err, r->errlen, "line %zu, column %zu: %s", ev->start_mark.line + 1,
                  ev->start_mark.column + 1, what);
-    else
+    else if (r->parser.error == YAML_READER_ERROR) { /* bad bytes: libyaml gives an offset */
+        size_t line = 1,
+               off = r->parser.problem_offset < r->len ? r->parser.problem_offset : r->len;
+        for (size_t i = 0; i < off; i++)
+            line += r->text[i] == '\n';
+        snprintf(r->err, r->errlen, "line %zu (byte %zu): %s", line, off,
+                 r->parser.problem ? r->parser.problem : what);
+    } else
         snprintf(r->err, r->errlen, "line %zu, column %zu: %s", r->parser.problem_mark.line + 1,
                  r->parser.problem_mark.column + 1, r->parser.problem ? r->parser.problem : what);
 }
@@ -145,9 +154,9 @@ static json_t *read_node(yaml_reader *r, yaml_event_t *ev, int depth)
     switch (ev->type) {
     case YAML_SCALAR_EVENT: {
         const char *s = (const char *)ev->data.scalar.value;
-        if (ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && !ev->data.scalar.tag)
-            return plain_scalar(s);
-        json_t *str = json_stringn(s, ev->data.scalar.length);
+        json_t *str = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && !ev->data.scalar.tag
+                          ? plain_scalar(s)
+                          : json_stringn(s, ev->data.scalar.length);
         if (!str)
             reader_error(r, ev, "strings must be UTF-8");
         return str;
@@ -166,7 +175,7 @@ static json_t *read_node(yaml_reader *r, yaml_event_t *ev, int depth)
 
 json_t *sl_yaml_parse(const char *text, size_t len, char *err, size_t errlen)
 {
-    yaml_reader r = {.err = err, .errlen = errlen};
+    yaml_reader r = {.err = err, .errlen = errlen, .text = text, .len = len};
     yaml_parser_initialize(&r.parser);
     yaml_parser_set_input_string(&r.parser, (const unsigned char *)text, len);
     json_t *doc = NULL;

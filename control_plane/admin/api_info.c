@@ -5,8 +5,10 @@
 
 #include "control_plane/admin/api_errors.h"
 #include "control_plane/admin/api_internal.h"
+#include "control_plane/cluster/dp_table.h"
 #include "proto/log.h"
 #include "proto/plugin_schemas.h"
+#include "proto/uuid.h"
 #include "proto/version.h"
 
 /* Settings whose values are secrets; GET / shows them redacted, as Kong shows pg_password. */
@@ -151,7 +153,9 @@ void cp_api_info_status(cp_api_call *c)
     cp_api_reply(c->resp, 200, body);
 }
 
-static json_t *data_planes(const cp_admin_ctx *ctx)
+/* The live registry of this node alone: what the views fall back to when the table cannot be
+ * read (PostgreSQL away). */
+static json_t *live_data_planes(const cp_admin_ctx *ctx)
 {
     json_t *arr = ctx->cluster_data_planes ? ctx->cluster_data_planes(ctx->cluster_arg) : NULL;
     if (!json_is_array(arr)) {
@@ -161,17 +165,100 @@ static json_t *data_planes(const cp_admin_ctx *ctx)
     return arr;
 }
 
+static const char *first_arg(const json_t *query, const char *name, int *present)
+{
+    json_t *v = json_object_get(query, name);
+    *present = v != NULL;
+    if (json_is_array(v))
+        v = json_array_get(v, 0);
+    return json_is_string(v) ? json_string_value(v) : (v ? "" : NULL);
+}
+
+/* One page of every replica's data planes from clustering_data_planes (migration 002). NULL
+ * when the database cannot answer; *more says whether rows follow. */
+static json_t *table_data_planes(cp_api_call *c, int size, const char *after, int *more)
+{
+    if (!c->st || !cp_store_ping(c->st))
+        return NULL;
+    char err[512];
+    json_t *rows = cp_dp_table_list(cp_store_conn(c->st), size, after, more, err, sizeof(err));
+    if (!rows)
+        sl_warn("admin: cannot read clustering_data_planes: %s", err);
+    return rows;
+}
+
 void cp_api_info_data_planes(cp_api_call *c)
 {
+    int present;
+    int size = 100;
+    const char *size_s = first_arg(c->query, "size", &present);
+    if (present) {
+        char *end = NULL;
+        long v = size_s ? strtol(size_s, &end, 10) : 0;
+        if (!size_s || !*size_s || *end || v < 1 || v > 1000) {
+            cp_api_error(c->resp, CP_ERR_SIZE, "size must be an integer between 1 and 1000", NULL);
+            return;
+        }
+        size = (int)v;
+    }
+    const char *offset = first_arg(c->query, "offset", &present);
+    if (present && (!offset || !sl_uuid_is_valid(offset))) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "'%.64s' is not a valid offset: bad offset",
+                 offset ? offset : "");
+        cp_api_error(c->resp, CP_ERR_OFFSET, msg, NULL);
+        return;
+    }
+    int more = 0;
+    json_t *data = table_data_planes(c, size, present ? offset : NULL, &more);
+    if (!data) {
+        data = live_data_planes(c->ctx);
+        more = 0;
+    }
     json_t *body = json_object();
-    json_object_set_new(body, "data", data_planes(c->ctx));
-    json_object_set_new(body, "next", json_null());
+    const char *last =
+        json_string_value(json_object_get(json_array_get(data, json_array_size(data) - 1), "id"));
+    if (more && last) {
+        char next[160];
+        snprintf(next, sizeof(next), "/clustering/data-planes?offset=%s&size=%d", last, size);
+        json_object_set_new(body, "offset", json_string(last));
+        json_object_set_new(body, "next", json_string(next));
+    } else {
+        json_object_set_new(body, "next", json_null());
+    }
+    json_object_set_new(body, "data", data);
     cp_api_reply(c->resp, 200, body);
+}
+
+/* Every data plane, page after page (bounded): the deprecated status view has no pages. */
+static json_t *all_data_planes(cp_api_call *c)
+{
+    json_t *all = json_array();
+    char after[37] = "";
+    for (int page = 0; page < 100; page++) {
+        int more = 0;
+        json_t *rows = table_data_planes(c, 1000, after[0] ? after : NULL, &more);
+        if (!rows) {
+            if (page == 0) {
+                json_decref(all);
+                return live_data_planes(c->ctx);
+            }
+            break;
+        }
+        json_array_extend(all, rows);
+        const char *last = json_string_value(
+            json_object_get(json_array_get(rows, json_array_size(rows) - 1), "id"));
+        snprintf(after, sizeof(after), "%s", last ? last : "");
+        json_decref(rows);
+        if (!more || !after[0])
+            break;
+    }
+    return all;
 }
 
 void cp_api_info_cluster_status(cp_api_call *c)
 {
-    json_t *arr = data_planes(c->ctx);
+    json_t *arr = all_data_planes(c);
     json_t *body = json_object();
     size_t i;
     json_t *dp;

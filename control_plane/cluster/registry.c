@@ -187,6 +187,27 @@ void cp_registry_disconnect(cp_registry *r, const char *node_id, uint64_t conn)
     pthread_mutex_unlock(&r->mu);
 }
 
+int cp_registry_get(cp_registry *r, const char *node_id, cp_dp_row *out)
+{
+    pthread_mutex_lock(&r->mu);
+    cp_dp_entry *e = find(r, node_id);
+    if (e) {
+        memset(out, 0, sizeof(*out));
+        memcpy(out->id, e->id, sizeof(out->id));
+        sl_cmsg_copy_text(out->hostname, sizeof(out->hostname), e->hostname);
+        sl_cmsg_copy_text(out->ip, sizeof(out->ip), e->ip);
+        sl_cmsg_copy_text(out->version, sizeof(out->version), e->version);
+        out->config_version = e->config_version;
+        memcpy(out->config_hash, e->config_hash, sizeof(out->config_hash));
+        out->last_seen = e->last_seen;
+        sl_cmsg_copy_text(out->sync_status, sizeof(out->sync_status), e->sync_status);
+        out->error = e->error ? json_dumps(e->error, JSON_COMPACT) : NULL;
+        out->connected = e->connected;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return e ? 0 : -1;
+}
+
 json_t *cp_registry_list(cp_registry *r)
 {
     json_t *a = json_array();

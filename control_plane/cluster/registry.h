@@ -46,6 +46,23 @@ void cp_registry_error(cp_registry *r, const char *node_id, int64_t config_versi
  * same data plane is up). */
 void cp_registry_disconnect(cp_registry *r, const char *node_id, uint64_t conn);
 
+/* One data plane's entry, copied out of the table (for the database writer). */
+typedef struct {
+    char id[37];
+    char hostname[256];
+    char ip[64];
+    char version[32];
+    int64_t config_version;
+    char config_hash[65];
+    time_t last_seen;
+    char sync_status[32];
+    char *error; /* the error object as compact JSON (malloc'd, caller frees), or NULL */
+    int connected;
+} cp_dp_row;
+
+/* Copies node_id's entry into *out. 0, or -1 when there is no such entry (out untouched). */
+int cp_registry_get(cp_registry *r, const char *node_id, cp_dp_row *out);
+
 /* A new JSON array with one object per data plane: id, hostname, ip, version, config_version,
  * config_hash, last_seen, sync_status, connected, error. Caller owns it; NULL on no memory. */
 json_t *cp_registry_list(cp_registry *r);

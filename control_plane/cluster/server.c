@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "control_plane/cluster/cluster.h"
+#include "control_plane/cluster/dp_table.h"
 #include "control_plane/cluster/registry.h"
 #include "proto/cluster_msg.h"
 #include "proto/digest.h"
@@ -27,6 +28,7 @@
 
 #define CHUNK (64 * 1024)  /* bytes of a snapshot written per WRITEABLE callback */
 #define HELLO_TIMEOUT_S 10 /* a connection that says nothing is dropped after this */
+#define PING_WRITE_GAP_S 5 /* a ping that changes nothing reaches PostgreSQL at most this often */
 #define PROTOCOL_NAME "sluice-cluster"
 #define OUTLET_PATH "/v1/outlet"
 
@@ -36,6 +38,7 @@ struct cp_cluster {
     uv_loop_t *loop;
     struct lws_context *ctx; /* lws writes NULL here when its destruction has completed */
     cp_registry *reg;
+    cp_dp_table *table; /* the registry in PostgreSQL, for every replica; NULL after stop */
     cp_snapshot_ref *current;
     cp_session *sessions; /* established websocket sessions */
     int shared;           /* cluster_mtls = shared: pin the peer to our own certificate */
@@ -68,6 +71,7 @@ struct cp_session {
     int close_after_ctrl;
     unsigned char *rx;
     size_t rx_len;
+    time_t table_written; /* when this data plane's row was last queued for PostgreSQL */
 };
 
 /* One index for our pointer in the listener's SSL_CTX, so the certificate verify callback
@@ -211,6 +215,32 @@ static void session_unlink(cp_session *s)
     s->next = s->prev = NULL;
 }
 
+/* Queues this data plane's registry entry for the clustering_data_planes table. */
+static void record(cp_session *s)
+{
+    cp_dp_row row;
+    if (!s->c || !s->c->table || !s->conn || cp_registry_get(s->c->reg, s->node_id, &row))
+        return;
+    cp_dp_table_put(s->c->table, &row);
+    free(row.error);
+    s->table_written = time(NULL);
+}
+
+/* A status change, recorded when it is one (maybe_send runs on every publish). */
+static void set_status(cp_session *s, const char *status)
+{
+    cp_dp_row row;
+    cp_cluster *c = s->c;
+    if (cp_registry_get(c->reg, s->node_id, &row) == 0) {
+        int same = strcmp(row.sync_status, status) == 0;
+        free(row.error);
+        if (same)
+            return;
+    }
+    cp_registry_set_status(c->reg, s->node_id, status);
+    record(s);
+}
+
 static int plugin_missing(const cp_session *s, const json_t *used, const char **which)
 {
     size_t i, j;
@@ -256,7 +286,7 @@ static void maybe_send(cp_session *s)
     if (s->dp_hash[0] && strcmp(s->dp_hash, snap->hash) == 0) {
         s->sent_any = 1;
         s->sent_version = snap->version;
-        cp_registry_set_status(c->reg, s->node_id, "normal");
+        set_status(s, "normal");
         return;
     }
     const char *missing = NULL;
@@ -266,7 +296,7 @@ static void maybe_send(cp_session *s)
                     "config withheld",
                     s->node_id, s->ip, missing, (long long)snap->version);
         s->blocked = 1;
-        cp_registry_set_status(c->reg, s->node_id, "plugin_set_incompatible");
+        set_status(s, "plugin_set_incompatible");
         return;
     }
     s->blocked = 0;
@@ -313,6 +343,7 @@ static int on_hello(cp_session *s, sl_cluster_msg *m)
         sl_warn("cluster: data plane %s (%s, %s) refused: %s", m->node_id, s->ip, m->sw_version,
                 why);
         cp_registry_set_status(c->reg, s->node_id, "version_incompatible");
+        record(s);
         queue_refused(s, "version_incompatible", why);
         return 0;
     }
@@ -321,6 +352,7 @@ static int on_hello(cp_session *s, sl_cluster_msg *m)
     sl_notice("cluster: data plane %s (%s, %s, version %s) connected, serving config version "
               "%lld",
               m->node_id, m->hostname, s->ip, m->sw_version, (long long)m->config_version);
+    record(s);
     maybe_send(s);
     return 0;
 }
@@ -358,20 +390,28 @@ static int on_message(cp_session *s)
         s->dp_version = m.config_version;
         memcpy(s->dp_hash, m.config_hash, sizeof(s->dp_hash));
         cp_registry_ack(c->reg, s->node_id, m.config_version, m.config_hash, now);
+        record(s);
         sl_info("cluster: data plane %s serves config version %lld", s->node_id,
                 (long long)m.config_version);
         break;
     case SL_CMSG_ERROR:
         cp_registry_error(c->reg, s->node_id, m.config_version, m.config_hash, m.message, m.errors,
                           now);
+        record(s);
         sl_warn("cluster: data plane %s (%s) rejected config version %lld: %s", s->node_id, s->ip,
                 (long long)m.config_version, m.message);
         break;
-    case SL_CMSG_PING:
+    case SL_CMSG_PING: {
+        int changed = m.config_version != s->dp_version || strcmp(m.config_hash, s->dp_hash) != 0;
         s->dp_version = m.config_version;
         memcpy(s->dp_hash, m.config_hash, sizeof(s->dp_hash));
         cp_registry_seen(c->reg, s->node_id, m.config_version, m.config_hash, now);
+        /* Pings come every few seconds from every data plane: write last_seen only now and
+         * then, unless what the data plane serves changed. */
+        if (changed || now - s->table_written >= PING_WRITE_GAP_S)
+            record(s);
         break;
+    }
     default:
         sl_debug("cluster: ignoring a %s message from data plane %s", sl_cmsg_type_name(m.type),
                  s->ip);
@@ -462,6 +502,7 @@ static void session_close(cp_session *s)
         return;
     if (s->conn) {
         cp_registry_disconnect(s->c->reg, s->node_id, s->conn);
+        record(s);
         sl_notice("cluster: data plane %s (%s) disconnected", s->node_id, s->ip);
     }
     session_unlink(s);
@@ -562,6 +603,7 @@ static const struct lws_protocols protocols[] = {
 
 static void cluster_free(cp_cluster *c)
 {
+    cp_dp_table_stop(c->table);
     cp_snapshot_ref_release(c->current);
     cp_registry_free(c->reg);
     free(c->scratch);
@@ -605,6 +647,9 @@ cp_cluster *cp_cluster_start(uv_loop_t *loop, const sl_settings *s, const char *
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
+    c->table = cp_dp_table_start(s, node_id, err, errlen);
+    if (!c->table)
+        goto fail;
     snprintf(c->iface, sizeof(c->iface), "%s", addr.host);
     c->idle.secs_since_valid_ping = 15;
     c->idle.secs_since_valid_hangup = 30;
@@ -722,6 +767,9 @@ void cp_cluster_stop(cp_cluster *c)
     /* Closes every connection now (their CLOSED callbacks run inside) and starts closing
      * lws's libuv handles; the loop must run for them to finish. */
     lws_context_destroy(c->ctx);
+    /* The disconnections above are queued: write them, then no more rows. */
+    cp_dp_table_stop(c->table);
+    c->table = NULL;
     uv_timer_init(c->loop, &c->reaper);
     c->reaper.data = c;
     uv_timer_start(&c->reaper, reaper_tick, 0, 10);

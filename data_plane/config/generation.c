@@ -4,9 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data_plane/upstream/balancer.h"
 #include "proto/log.h"
-
-#define MAX_SCHEDULE 4096
 
 static const char *str(const json_t *o, const char *k)
 {
@@ -39,59 +38,6 @@ static json_t *arr(json_t *config, const char *k)
 {
     json_t *a = json_object_get(config, k);
     return json_is_array(a) ? a : NULL;
-}
-
-static unsigned gcd(unsigned a, unsigned b)
-{
-    while (b) {
-        unsigned t = a % b;
-        a = b;
-        b = t;
-    }
-    return a;
-}
-
-/* Precomputes nginx's smooth weighted round-robin order, so picking is one atomic increment. */
-static int build_schedule(dp_upstream *u)
-{
-    if (!u->ntargets)
-        return 0;
-    unsigned g = 0;
-    unsigned long long total = 0;
-    for (size_t i = 0; i < u->ntargets; i++)
-        g = gcd(g, u->targets[i].weight);
-    for (size_t i = 0; i < u->ntargets; i++)
-        total += u->targets[i].weight / g;
-    double scale = total > MAX_SCHEDULE ? (double)MAX_SCHEDULE / (double)total : 1.0;
-    long long *w = calloc(u->ntargets, sizeof(long long));
-    long long *cur = calloc(u->ntargets, sizeof(long long));
-    long long sum = 0;
-    for (size_t i = 0; i < u->ntargets; i++) {
-        w[i] = (long long)((u->targets[i].weight / g) * scale);
-        if (w[i] < 1)
-            w[i] = 1;
-        sum += w[i];
-    }
-    u->schedule = malloc((size_t)sum * sizeof(uint16_t));
-    if (!w || !cur || !u->schedule) {
-        free(w);
-        free(cur);
-        return -1;
-    }
-    for (long long k = 0; k < sum; k++) {
-        size_t best = 0;
-        for (size_t i = 0; i < u->ntargets; i++) {
-            cur[i] += w[i];
-            if (cur[i] > cur[best])
-                best = i;
-        }
-        cur[best] -= sum;
-        u->schedule[k] = (uint16_t)best;
-    }
-    u->nschedule = (size_t)sum;
-    free(w);
-    free(cur);
-    return 0;
 }
 
 /* "host:port", "[v6]:port" or "host" (Kong's default target port is 8000). */
@@ -152,10 +98,9 @@ static int build_upstreams(dp_generation *g, json_t *config, char *err, size_t e
             if (du->ntargets == 65535)
                 break;
         }
-        if (build_schedule(du) != 0) {
-            snprintf(err, errlen, "out of memory");
+        du->lb = dp_balancer_build(u, tg, err, errlen);
+        if (!du->lb)
             return -1;
-        }
     }
     return 0;
 }
@@ -178,7 +123,35 @@ static json_t *ca_pems(json_t *config, const json_t *ids)
     return out;
 }
 
+static int build_services_indexed(dp_generation *g, json_t *config, json_t *upstream_index,
+                                  char *err, size_t errlen);
+
+/* key value -> index in the array, so references resolve in constant time (100,000 routes
+ * over 10,000 services must not cost 10^9 comparisons). Caller frees. */
+static json_t *index_by(const json_t *rows, const char *key)
+{
+    json_t *idx = json_object();
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row)
+    {
+        const char *k = json_string_value(json_object_get(row, key));
+        if (k)
+            json_object_set_new(idx, k, json_integer((json_int_t)i));
+    }
+    return idx;
+}
+
 static int build_services(dp_generation *g, json_t *config, char *err, size_t errlen)
+{
+    json_t *upstream_index = index_by(arr(config, "upstreams"), "name");
+    int rc = build_services_indexed(g, config, upstream_index, err, errlen);
+    json_decref(upstream_index);
+    return rc;
+}
+
+static int build_services_indexed(dp_generation *g, json_t *config, json_t *upstream_index,
+                                  char *err, size_t errlen)
 {
     json_t *svcs = arr(config, "services");
     g->nservices = svcs ? json_array_size(svcs) : 0;
@@ -204,20 +177,26 @@ static int build_services(dp_generation *g, json_t *config, char *err, size_t er
             snprintf(err, errlen, "services %s: no host", d->id ? d->id : "?");
             return -1;
         }
-        if (proto && strcmp(proto, "http") != 0 && strcmp(proto, "https") != 0) {
-            snprintf(err, errlen, "services %s: protocol '%s' is not supported by this data plane",
-                     d->id ? d->id : "?", proto);
-            return -1;
-        }
-        for (size_t k = 0; k < g->nupstreams; k++)
-            if (g->upstreams[k].name && strcmp(g->upstreams[k].name, d->host) == 0)
-                d->upstream = &g->upstreams[k];
+        /* Kong leaves routes of disabled services out of the router; stream and gRPC
+         * services are not served by this engine, which must not refuse the whole config. */
+        d->served = !json_is_false(json_object_get(s, "enabled")) &&
+                    (!proto || !strcmp(proto, "http") || !strcmp(proto, "https"));
+        if (proto && strcmp(proto, "http") != 0 && strcmp(proto, "https") != 0)
+            sl_warn("services %s: protocol '%s' is not served by this data plane; its routes "
+                    "are left out",
+                    d->id ? d->id : "?", proto);
+        json_t *up = json_object_get(upstream_index, d->host);
+        if (up)
+            d->upstream = &g->upstreams[json_integer_value(up)];
         if (d->https) {
             json_t *pems = ca_pems(config, json_object_get(s, "ca_certificates"));
             d->tls_ctx = dp_tls_client_ctx_new(d->tls_verify, pems, err, errlen);
             json_decref(pems);
             if (!d->tls_ctx)
                 return -1;
+            /* Kong's tls_verify_depth: how many intermediates may sit below the trusted CA */
+            if (num(s, "tls_verify_depth", -1) >= 0)
+                SSL_CTX_set_verify_depth(d->tls_ctx, (int)num(s, "tls_verify_depth", -1));
         }
     }
     return 0;
@@ -229,6 +208,7 @@ static int build_routes(dp_generation *g, json_t *config, char *err, size_t errl
     g->nroutes = routes ? json_array_size(routes) : 0;
     g->routes = calloc(g->nroutes + 1, sizeof(dp_route));
     unsigned char *skip = calloc(g->nroutes + 1, 1);
+    json_t *service_index = index_by(arr(config, "services"), "id");
     size_t i;
     json_t *r;
     json_array_foreach(routes, i, r)
@@ -257,17 +237,13 @@ static int build_routes(dp_generation *g, json_t *config, char *err, size_t errl
                 skip[i] = 1; /* stream/grpc routes: not served by this engine */
         }
         const char *sid = fk(r, "service");
-        for (size_t k = 0; sid && k < g->nservices; k++)
-            if (g->services[k].id && strcmp(g->services[k].id, sid) == 0)
-                d->service = &g->services[k];
-        const json_t *svc = NULL;
-        size_t k;
-        json_t *s;
-        json_array_foreach(arr(config, "services"), k,
-                           s) if (sid && str(s, "id") && strcmp(str(s, "id"), sid) == 0) svc = s;
-        if (svc && json_is_false(json_object_get(svc, "enabled")))
-            skip[i] = 1; /* Kong leaves routes of disabled services out of the router */
+        json_t *si = sid ? json_object_get(service_index, sid) : NULL;
+        if (si)
+            d->service = &g->services[json_integer_value(si)];
+        if (d->service && !d->service->served)
+            skip[i] = 1;
     }
+    json_decref(service_index);
     g->router = dp_router_build(routes, skip, err, errlen);
     free(skip);
     return g->router ? 0 : -1;
@@ -295,7 +271,7 @@ dp_generation *dp_generation_build(json_t *config, int64_t version, const char *
         return NULL;
     }
     g->certs = dp_certs_build(arr(config, "certificates"), arr(config, "snis"), err, errlen);
-    if (!g->certs || dp_plugin_chain_build(&g->plugins, arr(config, "plugins"), err, errlen)) {
+    if (!g->certs || dp_plugin_chain_build(&g->plugins, config, err, errlen)) {
         dp_generation_unref(g);
         return NULL;
     }
@@ -331,7 +307,7 @@ void dp_generation_unref(dp_generation *g)
         for (size_t k = 0; k < u->ntargets; k++)
             free(u->targets[k].host);
         free(u->targets);
-        free(u->schedule);
+        dp_balancer_free(u->lb);
         free(u->id);
         free(u->name);
         free(u->host_header);
@@ -340,12 +316,4 @@ void dp_generation_unref(dp_generation *g)
     free(g->routes);
     json_decref(g->config);
     free(g);
-}
-
-const dp_target *dp_upstream_pick(dp_upstream *u)
-{
-    if (!u->nschedule)
-        return NULL;
-    uint32_t n = atomic_fetch_add_explicit(&u->next, 1, memory_order_relaxed);
-    return &u->targets[u->schedule[n % u->nschedule]];
 }

@@ -26,9 +26,7 @@ typedef struct {
     char *id, *name, *host_header;
     dp_target *targets; /* weight > 0 only */
     size_t ntargets;
-    uint16_t *schedule; /* smooth weighted round-robin order, indexes into targets */
-    size_t nschedule;
-    _Atomic uint32_t next;
+    struct dp_balancer *lb; /* the balancer and health checks (data_plane/upstream/balancer.h) */
 } dp_upstream;
 
 typedef struct {
@@ -40,6 +38,7 @@ typedef struct {
     int retries;
     int connect_timeout, write_timeout, read_timeout; /* ms */
     int tls_verify;
+    int served;            /* enabled and http/https: its routes go into the router */
     SSL_CTX *tls_ctx;      /* https only */
     dp_upstream *upstream; /* NULL: resolve host */
 } dp_service;
@@ -79,8 +78,5 @@ dp_generation *dp_generation_build(json_t *config, int64_t version, const char *
 /* Reference counting; unref frees on the last reference (any thread). NULL is accepted. */
 dp_generation *dp_generation_ref(dp_generation *g);
 void dp_generation_unref(dp_generation *g);
-
-/* Picks the next target of an upstream (weighted round-robin); NULL when it has none. */
-const dp_target *dp_upstream_pick(dp_upstream *u);
 
 #endif

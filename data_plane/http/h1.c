@@ -15,8 +15,8 @@ static int fail(dp_h1 *h, int status, const char *why)
  * control bytes) is a smuggling vector between proxies that disagree on it. */
 static int is_tchar(unsigned char c)
 {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return 1;
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-')
+        return 1; /* the common case without the search below */
     return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 

@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "proto/version.h"
 
@@ -22,9 +23,9 @@ static void put(wbuf *w, const char *s, size_t n)
     w->p += n;
 }
 
-static void puts_(wbuf *w, const char *s)
+static inline void puts_(wbuf *w, const char *s)
 {
-    put(w, s, strlen(s));
+    put(w, s, strlen(s)); /* inlined: strlen of a literal folds to a constant */
 }
 
 static void put_slice(wbuf *w, dp_slice s)
@@ -32,30 +33,72 @@ static void put_slice(wbuf *w, dp_slice s)
     put(w, s.p, s.len);
 }
 
+/* Decimal without snprintf: heads carry several numbers and printf's setup dominated them. */
 static void put_num(wbuf *w, long long v)
 {
     char b[24];
-    int n = snprintf(b, sizeof(b), "%lld", v);
-    put(w, b, (size_t)n);
+    char *e = b + sizeof(b), *p = e;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    put(w, p, (size_t)(e - p));
 }
 
-static void put_header(wbuf *w, const char *name, dp_slice value)
+static void put_header_n(wbuf *w, const char *name, size_t nlen, dp_slice value)
 {
-    puts_(w, name);
+    put(w, name, nlen);
     put(w, ": ", 2);
     put_slice(w, value);
     put(w, "\r\n", 2);
 }
+#define put_header(w, lit, value) put_header_n(w, lit, sizeof(lit) - 1, value)
 
+/* Called for every header of every message both ways: the length picks the candidates. */
 int dp_is_hop_by_hop(dp_slice n)
 {
-    static const char *const hop[] = {
-        "connection",        "keep-alive", "proxy-connection",   "te", "trailer",
-        "transfer-encoding", "upgrade",    "proxy-authenticate", NULL};
-    for (int i = 0; hop[i]; i++)
-        if (dp_slice_ieq(n, hop[i]))
-            return 1;
-    return 0;
+#define IS(lit) (strncasecmp(n.p, lit, sizeof(lit) - 1) == 0)
+    switch (n.len) {
+    case 2:
+        return IS("te");
+    case 7:
+        return IS("trailer") || IS("upgrade");
+    case 10:
+        return IS("connection") || IS("keep-alive");
+    case 16:
+        return IS("proxy-connection");
+    case 17:
+        return IS("transfer-encoding");
+    case 18:
+        return IS("proxy-authenticate");
+    default:
+        return 0;
+    }
+#undef IS
+}
+
+/* The Connection header, or NULL when it names only hop-by-hop headers anyway (the usual
+ * "keep-alive", "close" or "upgrade"), so no other header needs checking against it. */
+static const dp_header *connection_naming_others(const dp_h1_head *m)
+{
+    const dp_header *conn = dp_h1_find(m, "connection");
+    if (!conn)
+        return NULL;
+    const char *p = conn->value.p, *end = p + conn->value.len;
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+            p++;
+        const char *t = p;
+        while (p < end && *p != ',' && *p != ' ' && *p != '\t')
+            p++;
+        dp_slice tok = {t, (size_t)(p - t)};
+        if (tok.len && !dp_slice_ieq(tok, "close") && !dp_is_hop_by_hop(tok))
+            return conn;
+    }
+    return NULL;
 }
 
 /* Headers named in Connection are hop-by-hop too (RFC 9110 7.6.1). */
@@ -83,7 +126,7 @@ long dp_rewrite_request(const dp_h1_head *req, const dp_upstream_req_info *info,
                         size_t cap)
 {
     wbuf w = {out, out + cap, 0};
-    const dp_header *conn = dp_h1_find(req, "connection");
+    const dp_header *conn = connection_naming_others(req);
     const dp_header *xff = NULL, *via = NULL;
 
     put_slice(&w, req->method);
@@ -246,7 +289,7 @@ long dp_rewrite_response(const dp_h1_head *resp, const dp_client_resp_info *info
                          size_t cap)
 {
     wbuf w = {out, out + cap, 0};
-    const dp_header *conn = dp_h1_find(resp, "connection");
+    const dp_header *conn = connection_naming_others(resp);
     const dp_header *via = NULL;
     puts_(&w, info->client_minor ? "HTTP/1.1 " : "HTTP/1.0 ");
     put_num(&w, resp->status);

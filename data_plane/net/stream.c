@@ -1,5 +1,6 @@
 #include "data_plane/net/stream.h"
 
+#include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <stdlib.h>
@@ -9,6 +10,126 @@
 static _Thread_local char cipher_in[65536];
 
 static void tls_pump(dp_stream *s);
+
+/* Writes that went out at once (uv_try_write) report on the loop's check phase, right after the
+ * poll that caused them: a uv_write that completes at once costs an epoll_ctl when libuv drains
+ * the stream, so two per proxied request. The callback is still never called from inside
+ * dp_stream_write, which the proxy code relies on. One queue per worker thread. */
+typedef struct {
+    dp_stream *s;
+    dp_stream_write_cb cb;
+    void *arg;
+} done_entry;
+
+typedef struct {
+    uv_loop_t *loop;
+    uv_check_t check;
+    uv_idle_t idle; /* keeps the poll from blocking while the queue is not empty */
+    done_entry *q;
+    size_t n, cap;
+} done_queue;
+
+static _Thread_local done_queue *dq;
+
+static void run_done(done_queue *d)
+{
+    /* callbacks may queue more completions: the index walks the growing queue */
+    for (size_t i = 0; i < d->n; i++) {
+        done_entry e = d->q[i];
+        e.cb(e.s, 0, e.arg);
+    }
+    d->n = 0;
+    uv_idle_stop(&d->idle);
+}
+
+static void on_check(uv_check_t *h)
+{
+    done_queue *d = h->data;
+    if (d->n)
+        run_done(d);
+}
+
+static void on_idle(uv_idle_t *h)
+{
+    (void)h; /* only there so the poll doesn't wait: on_check runs the queue */
+}
+
+int dp_stream_loop_init(uv_loop_t *loop)
+{
+    done_queue *d = calloc(1, sizeof(*d));
+    if (!d)
+        return UV_ENOMEM;
+    d->loop = loop;
+    uv_check_init(loop, &d->check);
+    uv_idle_init(loop, &d->idle);
+    d->check.data = d;
+    d->idle.data = d;
+    uv_check_start(&d->check, on_check);
+    uv_unref((uv_handle_t *)&d->check);
+    dq = d;
+    return 0;
+}
+
+static void dq_closed(uv_handle_t *h)
+{
+    done_queue *d = h->data;
+    if (h == (uv_handle_t *)&d->idle) {
+        free(d->q);
+        free(d);
+    }
+}
+
+void dp_stream_loop_close(void)
+{
+    done_queue *d = dq;
+    if (!d)
+        return;
+    run_done(d);
+    dq = NULL;
+    uv_close((uv_handle_t *)&d->check, NULL);
+    uv_close((uv_handle_t *)&d->idle, dq_closed); /* closes after check: frees d */
+}
+
+static int dq_push(done_queue *d, dp_stream *s, dp_stream_write_cb cb, void *arg)
+{
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 64;
+        done_entry *q = realloc(d->q, cap * sizeof(*q));
+        if (!q)
+            return -1;
+        d->q = q;
+        d->cap = cap;
+    }
+    d->q[d->n++] = (done_entry){s, cb, arg};
+    uv_idle_start(&d->idle, on_idle);
+    return 0;
+}
+
+/* Tries to write everything now. Returns 1 when all went out (cb queued), 0 when some is left
+ * (*skip says how many bytes went), or a negative error. */
+static int try_write_all(dp_stream *s, const uv_buf_t *bufs, unsigned n, size_t *skip,
+                         dp_stream_write_cb cb, void *arg)
+{
+    done_queue *d = dq;
+    *skip = 0;
+    if (!d || d->loop != s->tcp.loop || !cb)
+        return 0;
+    size_t total = 0;
+    for (unsigned i = 0; i < n; i++)
+        total += bufs[i].len;
+    int r = uv_try_write((uv_stream_t *)&s->tcp, bufs, n);
+    if (r == UV_EAGAIN || r == UV_ENOSYS)
+        return 0;
+    if (r < 0)
+        return r;
+    if ((size_t)r < total) {
+        *skip = (size_t)r;
+        return 0;
+    }
+    if (dq_push(d, s, cb, arg) != 0)
+        return UV_ENOMEM;
+    return 1;
+}
 
 int dp_stream_init(dp_stream *s, uv_loop_t *loop, void *owner, dp_stream_buf_cb get_buf,
                    dp_stream_read_cb on_read)
@@ -210,11 +331,17 @@ int dp_stream_tls_client(dp_stream *s, SSL_CTX *ctx, const char *sni, int verify
         return rc;
     SSL_set_connect_state(s->ssl);
     if (sni && *sni) {
-        SSL_set_tlsext_host_name(s->ssl, sni);
+        /* an address is checked against the certificate's IP entries and is never sent as
+         * SNI (RFC 6066 allows only host names there) */
+        unsigned char ip[16];
+        int is_ip = inet_pton(AF_INET, sni, ip) == 1 || inet_pton(AF_INET6, sni, ip) == 1;
+        if (!is_ip)
+            SSL_set_tlsext_host_name(s->ssl, sni);
         if (verify) {
             X509_VERIFY_PARAM *vp = SSL_get0_param(s->ssl);
             X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-            if (!X509_VERIFY_PARAM_set1_host(vp, sni, 0))
+            if (is_ip ? !X509_VERIFY_PARAM_set1_ip_asc(vp, sni)
+                      : !X509_VERIFY_PARAM_set1_host(vp, sni, 0))
                 return UV_EINVAL;
         }
     }
@@ -261,6 +388,26 @@ int dp_stream_write(dp_stream *s, const uv_buf_t *bufs, unsigned n, dp_stream_wr
             }
         }
         return tls_flush(s, cb, arg);
+    }
+    size_t skip;
+    int tr = try_write_all(s, bufs, n, &skip, cb, arg);
+    if (tr < 0)
+        return tr;
+    if (tr == 1)
+        return 0;
+    uv_buf_t rest[DP_STREAM_MAX_IOV];
+    if (skip) { /* a partial write: the rest goes through a queued write */
+        unsigned k = 0;
+        while (k < n && skip >= bufs[k].len)
+            skip -= bufs[k++].len;
+        if (n - k > DP_STREAM_MAX_IOV)
+            return UV_EINVAL;
+        for (unsigned i = k; i < n; i++)
+            rest[i - k] = bufs[i];
+        rest[0].base += skip;
+        rest[0].len -= skip;
+        bufs = rest;
+        n -= k;
     }
     dp_stream_wreq *w = wreq_get(s);
     if (!w)

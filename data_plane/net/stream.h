@@ -47,6 +47,16 @@ struct dp_stream {
     dp_stream_wreq wreqs[DP_STREAM_WREQS];
 };
 
+/* Largest iovec count of one dp_stream_write. */
+#define DP_STREAM_MAX_IOV 256
+
+/* On a worker thread, before its loop runs: writes that complete at once skip libuv's write
+ * queue (their callbacks run on the loop's check phase). Streams on other loops use plain
+ * queued writes. dp_stream_loop_close (same thread, when the loop is being shut down) runs what
+ * is queued and closes the handles. */
+int dp_stream_loop_init(uv_loop_t *loop);
+void dp_stream_loop_close(void);
+
 /* Initializes the handle on loop (then uv_accept or dp_stream_connect). */
 int dp_stream_init(dp_stream *s, uv_loop_t *loop, void *owner, dp_stream_buf_cb get_buf,
                    dp_stream_read_cb on_read);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "data_plane/proxy/proxy.h"
 #include "proto/log.h"
@@ -41,6 +42,15 @@ static char *conn_get_buf(dp_stream *s, size_t *cap)
 static void timer_fire(uv_timer_t *t)
 {
     dp_conn *c = t->data;
+    if (!c->deadline)
+        return;
+    uint64_t now = uv_now(&c->w->loop);
+    if (now < c->deadline) { /* moved later since the timer was armed */
+        c->timer_due = c->deadline;
+        uv_timer_start(&c->timer, timer_fire, c->deadline - now, 0);
+        return;
+    }
+    c->deadline = 0;
     switch (c->state) {
     case C_HANDSHAKE:
     case C_IDLE:
@@ -58,9 +68,19 @@ static void timer_fire(uv_timer_t *t)
     }
 }
 
-static void timer_set(dp_conn *c, uint64_t ms)
+void dp_conn_timer_set(dp_conn *c, uint64_t ms)
 {
-    uv_timer_start(&c->timer, timer_fire, ms, 0);
+    uint64_t due = uv_now(&c->w->loop) + ms;
+    c->deadline = due;
+    if (!uv_is_active((uv_handle_t *)&c->timer) || due < c->timer_due) {
+        c->timer_due = due;
+        uv_timer_start(&c->timer, timer_fire, ms, 0);
+    }
+}
+
+void dp_conn_timer_clear(dp_conn *c)
+{
+    c->deadline = 0;
 }
 
 static void conn_free(dp_conn *c)
@@ -158,7 +178,7 @@ static void conn_linger(dp_conn *c)
         dp_conn_close(c);
         return;
     }
-    timer_set(c, DP_LINGER_TIMEOUT);
+    dp_conn_timer_set(c, DP_LINGER_TIMEOUT);
     dp_stream_read_start(&c->s);
 }
 
@@ -179,26 +199,28 @@ void dp_conn_respond(dp_conn *c, int status, const char *message)
         dp_up_release(c->up, 0);
         c->up = NULL;
     }
-    uv_timer_stop(&c->timer);
+    dp_conn_timer_clear(c);
     dp_stream_read_stop(&c->s);
     /* the rest of an unread request body would be taken for the next request: close instead */
     if (!c->parser.head_complete || (c->req_has_body && !c->req_done) ||
-        !c->parser.head.keepalive || c->w->draining || status == 400 || status == 408 ||
-        status == 414 || status == 431 || status == 505)
+        !c->parser.head.keepalive || c->w->draining || !c->w->conf.keepalive_timeout ||
+        status == 400 || status == 408 || status == 414 || status == 431 || status == 505)
         c->close_after = 1;
     c->status = status;
     c->resp_head_sent = 1;
     c->req_done = 1;
     c->resp_done = 1;
     dp_conn_set_state(c, C_RESPONDING);
-    size_t cap = 1024;
+    size_t cap = dp_plugin_response_size(&c->preq, message);
     char *buf = dp_arena_alloc(&c->arena, cap);
     long latency = (long)(uv_now(&c->w->loop) - c->t_start);
-    long n = buf ? dp_gateway_response(status, message, c->close_after,
-                                       (c->w->headers & DP_HDR_REQUEST_ID) && c->req_id[0]
-                                           ? dp_slice_cstr(c->req_id)
-                                           : (dp_slice){NULL, 0},
-                                       (c->w->headers & DP_HDR_LATENCY) ? latency : -1, buf, cap)
+    /* plugins' headers and body, and header_filter, apply to the gateway's own answers too */
+    long n = buf ? dp_plugin_render_response(
+                       &c->preq, status, message, c->close_after,
+                       (c->w->conf.headers & DP_HDR_REQUEST_ID) && c->req_id[0]
+                           ? dp_slice_cstr(c->req_id)
+                           : (dp_slice){NULL, 0},
+                       (c->w->conf.headers & DP_HDR_LATENCY) ? latency : -1, buf, cap)
                  : -1;
     if (n < 0) {
         dp_conn_close(c);
@@ -237,6 +259,15 @@ static int prevalidate_body(dp_conn *c)
     return dp_h1_execute(copy, c->rbuf + c->rpos, c->rlen - c->rpos, &used) == DP_H1_ERROR ? -1 : 0;
 }
 
+/* The port after a host's colon (0 when absent or not a number). */
+static int port_of(const char *p, const char *end)
+{
+    int v = 0, n = 0;
+    for (; p < end && *p >= '0' && *p <= '9' && n < 6; p++, n++)
+        v = v * 10 + (*p - '0');
+    return v;
+}
+
 static dp_slice host_of(const dp_h1_head *h, int *port)
 {
     dp_slice v = h->authority.len     ? h->authority
@@ -248,14 +279,14 @@ static dp_slice host_of(const dp_h1_head *h, int *port)
         if (e) {
             size_t l = (size_t)(e - v.p) + 1;
             if (l < v.len && v.p[l] == ':')
-                *port = atoi(v.p + l + 1);
+                *port = port_of(v.p + l + 1, v.p + v.len);
             return (dp_slice){v.p, l};
         }
         return v;
     }
     const char *colon = memchr(v.p ? v.p : "", ':', v.len);
     if (colon) {
-        *port = atoi(colon + 1);
+        *port = port_of(colon + 1, v.p + v.len);
         return (dp_slice){v.p, (size_t)(colon - v.p)};
     }
     return v;
@@ -325,6 +356,7 @@ static void start_request(dp_conn *c)
     dp_plugin_req *pr = &c->preq;
     memset(pr, 0, sizeof(*pr));
     pr->arena = &c->arena;
+    pr->upstream_latency_ms = -1; /* until an upstream answers (prometheus, log entries) */
     pr->method = h->method;
     pr->path = c->norm_path;
     pr->query = h->query;
@@ -334,8 +366,26 @@ static void start_request(dp_conn *c)
     pr->nheaders = h->nheaders;
     pr->route_id = c->route->id;
     pr->service_id = c->svc->id;
+    pr->route_name = c->route->name;
+    pr->service_name = c->svc->name;
+    pr->https = c->l->ssl;
+    pr->request_id = dp_slice_cstr(c->req_id);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    pr->started_at_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    pr->content_length = h->content_length;
+    pr->chunked = h->chunked;
+    if (!h->chunked && h->content_length >= 0 &&
+        c->rlen - c->rpos >= (size_t)h->content_length) { /* the whole body came with the head */
+        pr->body = (dp_slice){c->rbuf + c->rpos, (size_t)h->content_length};
+        pr->body_complete = 1;
+    }
+    if (dp_plugin_req_begin(pr, &c->gen->plugins, (size_t)(c->route - c->gen->routes)) != 0) {
+        dp_conn_respond(c, 500, "An unexpected error occurred");
+        return;
+    }
     if (dp_plugin_run_access(&c->gen->plugins, pr) == DP_PLUGIN_RESPOND) {
-        dp_conn_respond(c, pr->response_status, pr->response_message ? pr->response_message : "");
+        dp_conn_respond(c, pr->response_status, pr->response_message);
         return;
     }
     c->tries = 0;
@@ -345,38 +395,24 @@ static void start_request(dp_conn *c)
 /* Kong's strip_path (v0) upstream URI: service path + what follows the matched prefix. */
 static dp_slice upstream_uri(dp_conn *c)
 {
-    const char *base = c->svc->path ? c->svc->path : "/";
-    size_t bl = strlen(base);
-    dp_slice p = c->norm_path;
-    dp_slice rest = p;
-    if (c->route->strip_path && c->prefix_len && c->prefix_len <= p.len)
-        rest = (dp_slice){p.p + c->prefix_len, p.len - c->prefix_len};
-    dp_slice q = c->parser.head.query;
-    size_t cap = bl + rest.len + q.len + 3;
+    dp_slice q = c->preq.up_query_set ? c->preq.up_query : c->parser.head.query;
+    size_t cap = dp_router_upstream_path_cap(c->svc->path, c->norm_path.len + c->preq.up_path.len) +
+                 q.len + 2;
     char *o = dp_arena_alloc(&c->arena, cap);
     if (!o)
         return (dp_slice){NULL, 0};
-    size_t n = 0;
-    memcpy(o, base, bl);
-    n = bl;
-    if (rest.len) {
-        if (base[bl - 1] == '/') {
-            if (rest.p[0] == '/') {
-                rest.p++;
-                rest.len--;
-            }
-        } else if (rest.p[0] != '/') {
-            o[n++] = '/';
-        }
-        memcpy(o + n, rest.p, rest.len);
-        n += rest.len;
-    }
-    if (c->parser.head.query.p) {
+    long n = c->preq.up_path_set /* a plugin replaced the whole upstream path */
+                 ? dp_router_upstream_path("/", 0, c->preq.up_path, 0, o, cap)
+                 : dp_router_upstream_path(c->svc->path, c->route->strip_path, c->norm_path,
+                                           c->prefix_len, o, cap);
+    if (n < 0)
+        return (dp_slice){NULL, 0};
+    if (q.p) {
         o[n++] = '?';
         memcpy(o + n, q.p, q.len);
         n += q.len;
     }
-    return (dp_slice){o, n};
+    return (dp_slice){o, (size_t)n};
 }
 
 static dp_slice upstream_host(dp_conn *c)
@@ -389,18 +425,30 @@ static dp_slice upstream_host(dp_conn *c)
     int dflt = c->svc->https ? 443 : 80;
     if (c->target_port == dflt)
         return dp_slice_cstr(c->target_host);
-    size_t cap = strlen(c->target_host) + 8;
-    char *o = dp_arena_alloc(&c->arena, cap);
+    /* host ":" port by hand: snprintf cost as much as the rest of the request head */
+    size_t hl = strlen(c->target_host);
+    char *o = dp_arena_alloc(&c->arena, hl + 8);
     if (!o)
         return dp_slice_cstr(c->target_host);
-    int n = snprintf(o, cap, "%s:%d", c->target_host, c->target_port);
-    return (dp_slice){o, (size_t)n};
+    memcpy(o, c->target_host, hl);
+    o[hl] = ':';
+    char digits[8];
+    int nd = 0;
+    for (unsigned v = (unsigned)c->target_port; nd == 0 || v; v /= 10)
+        digits[nd++] = (char)('0' + v % 10);
+    for (int i = 0; i < nd; i++)
+        o[hl + 1 + i] = digits[nd - 1 - i];
+    return (dp_slice){o, hl + 1 + (size_t)nd};
 }
 
 void dp_conn_upstream_ready(dp_conn *c)
 {
-    const dp_h1_head *h = &c->parser.head;
+    const dp_h1_head *h = dp_plugin_upstream_head(&c->preq, &c->parser.head);
     int hport;
+    if (!h) {
+        dp_conn_respond(c, 500, "An unexpected error occurred");
+        return;
+    }
     dp_upstream_req_info info = {
         .upstream_uri = upstream_uri(c),
         .host = upstream_host(c),
@@ -413,31 +461,14 @@ void dp_conn_upstream_ready(dp_conn *c)
                           ? (dp_slice){c->norm_path.p, c->prefix_len}
                           : (dp_slice){NULL, 0},
         .request_id = dp_slice_cstr(c->req_id),
-        .headers = c->w->headers,
+        .headers = c->w->conf.headers,
     };
     size_t cap = dp_rewrite_request_size(h, &info);
-    for (size_t i = 0; i < c->preq.nadd_headers; i++)
-        cap += c->preq.add_headers[i].name.len + c->preq.add_headers[i].value.len + 4;
     char *buf = info.upstream_uri.p ? dp_arena_alloc(&c->arena, cap) : NULL;
     long n = buf ? dp_rewrite_request(h, &info, buf, cap) : -1;
     if (n < 0) {
         dp_conn_respond(c, 500, "An unexpected error occurred");
         return;
-    }
-    if (c->preq.nadd_headers) { /* plugin headers go before the blank line */
-        n -= 2;
-        for (size_t i = 0; i < c->preq.nadd_headers; i++) {
-            const dp_header *x = &c->preq.add_headers[i];
-            memcpy(buf + n, x->name.p, x->name.len);
-            n += (long)x->name.len;
-            memcpy(buf + n, ": ", 2);
-            memcpy(buf + n + 2, x->value.p, x->value.len);
-            n += 2 + (long)x->value.len;
-            memcpy(buf + n, "\r\n", 2);
-            n += 2;
-        }
-        memcpy(buf + n, "\r\n", 2);
-        n += 2;
     }
     c->req_head = buf;
     c->req_head_len = (size_t)n;
@@ -457,6 +488,9 @@ static void req_body(void *ud, const char *at, size_t len)
     dp_conn *c = ud;
     dp_out_body(&c->req_out, at, len);
     c->preq.bytes_in += len;
+    if (c->preq.chain && !c->preq.response_status &&
+        dp_plugin_run_request_body(&c->preq, at, len) == DP_PLUGIN_RESPOND)
+        c->req_body_refused = 1; /* answered by dp_conn_req_pump once the parser returns */
 }
 
 static void req_written(dp_stream *s, int status, void *arg)
@@ -503,15 +537,28 @@ void dp_conn_req_pump(dp_conn *c)
             dp_h1_result r = dp_h1_execute(&c->parser, c->rbuf + c->rpos, c->rlen - c->rpos, &used);
             c->rpos += used;
             if (r == DP_H1_ERROR) {
+                /* The body turned out malformed (a bad chunk size) after the head, and maybe
+                 * some body, went upstream: bodies stream, so the proxy can't wait for the whole
+                 * body before forwarding (prevalidate_body only covers what came with the head).
+                 * The upstream holds half a request, so its connection can never be reused:
+                 * dp_conn_respond releases it as not reusable (closed, never pooled), which also
+                 * tells the upstream the request was abandoned. The client gets 400 and a close
+                 * (its stream can't be resynced); when the response already started,
+                 * dp_conn_respond closes the client connection instead, the only signal left. */
                 c->close_after = 1;
                 dp_conn_respond(c, 400, "Bad request");
+                return;
+            }
+            if (c->req_body_refused) { /* a request_body plugin refused: nothing more goes up */
+                c->close_after = 1;
+                dp_conn_respond(c, c->preq.response_status, c->preq.response_message);
                 return;
             }
         }
         if (c->parser.msg_complete) {
             dp_out_end(o);
             c->req_done = 1;
-            uv_timer_stop(&c->timer);
+            dp_conn_timer_clear(c);
         }
     }
     if (o->n) {
@@ -526,7 +573,10 @@ void dp_conn_req_pump(dp_conn *c)
     } else if (!c->req_done) {
         if (c->rpos == c->rlen)
             c->rpos = c->rlen = c->body_base;
-        timer_set(c, DP_CLIENT_BODY_TIMEOUT);
+        /* the client is the slow side now: client_body_timeout, not the service's write_timeout
+         * (an early upstream response still arms the upstream timer when it arrives) */
+        dp_up_timer_clear(u);
+        dp_conn_timer_set(c, c->w->conf.client_body_timeout);
         want_read(c);
     }
     if (send_continue) {
@@ -563,10 +613,13 @@ void dp_conn_maybe_finish(dp_conn *c)
         u->conn = NULL;
         dp_up_release(u, reusable);
     }
-    int keep = c->parser.head.keepalive && !c->close_after && !c->w->draining && c->req_done;
+    int keep = c->parser.head.keepalive && !c->close_after && !c->w->draining && c->req_done &&
+               c->w->conf.keepalive_timeout;
     dp_generation_unref(c->gen);
     c->gen = NULL;
     dp_arena_reset(&c->arena);
+    memset(&c->preq, 0, sizeof(c->preq)); /* its pointers were into the arena */
+    c->req_body_refused = 0;
     if (!keep) {
         if (c->state == C_RESPONDING || c->close_after)
             conn_linger(c);
@@ -590,7 +643,7 @@ void dp_conn_maybe_finish(dp_conn *c)
         c->rlen -= c->rpos;
         c->rpos = 0;
     }
-    timer_set(c, DP_KEEPALIVE_TIMEOUT);
+    dp_conn_timer_set(c, c->w->conf.keepalive_timeout);
     conn_process(c);
 }
 
@@ -611,7 +664,7 @@ static void conn_process(dp_conn *c)
             }
             dp_conn_set_state(c, C_HEAD);
             c->t_start = uv_now(&c->w->loop);
-            timer_set(c, DP_CLIENT_HEADER_TIMEOUT);
+            dp_conn_timer_set(c, c->w->conf.client_header_timeout);
             dp_arena_init(&c->arena, c->arena_buf, sizeof(c->arena_buf));
         }
         size_t used;
@@ -629,7 +682,7 @@ static void conn_process(dp_conn *c)
         }
         if (c->parser.head_complete) {
             /* reading goes on: bytes that arrive now are kept (or reading stops then) */
-            uv_timer_stop(&c->timer);
+            dp_conn_timer_clear(c);
             start_request(c);
             return;
         }
@@ -669,7 +722,7 @@ static void conn_on_read(dp_stream *s, ssize_t n)
     }
     c->rlen += (size_t)n;
     if (c->state == C_ACTIVE && !c->req_done)
-        timer_set(c, DP_CLIENT_BODY_TIMEOUT);
+        dp_conn_timer_set(c, c->w->conf.client_body_timeout);
     if (c->state == C_ACTIVE && (c->req_done || c->req_writing || !c->req_head_sent)) {
         dp_stream_read_stop(&c->s); /* kept for later: pipelined, or body not wanted yet */
         return;
@@ -685,7 +738,7 @@ static void on_handshake(dp_stream *s, int status)
         return;
     }
     dp_conn_set_state(c, C_IDLE);
-    timer_set(c, DP_CLIENT_HEADER_TIMEOUT);
+    dp_conn_timer_set(c, c->w->conf.client_header_timeout);
 }
 
 void dp_conn_accept(dp_listener *l)
@@ -736,7 +789,7 @@ void dp_conn_accept(dp_listener *l)
     } else {
         dp_conn_set_state(c, C_IDLE);
     }
-    timer_set(c, DP_CLIENT_HEADER_TIMEOUT);
+    dp_conn_timer_set(c, c->w->conf.client_header_timeout);
     want_read(c);
 }
 

@@ -10,6 +10,7 @@
 #include "data_plane/http/h1.h"
 #include "data_plane/http/rewrite.h"
 #include "data_plane/net/stream.h"
+#include "data_plane/upstream/balancer.h"
 #include "data_plane/upstream/dns.h"
 #include "data_plane/util/arena.h"
 #include "data_plane/worker/worker.h"
@@ -48,13 +49,20 @@ typedef struct {
 struct dp_upconn {
     dp_stream s;
     dp_worker *w;
-    dp_link link; /* the worker's idle pool */
-    char key[192];
-    dp_conn *conn; /* the request using it (U_ACTIVE) */
+    dp_link link; /* the worker's idle pool bucket (U_IDLE) */
+    /* the pool key: peer address, and for TLS the client context and the server name sent */
+    struct sockaddr_storage peer;
+    unsigned bucket;
+    SSL_CTX *tls_ctx; /* not owned: the SSL object keeps its context alive */
+    char sni[256];
+    dp_conn *conn;                 /* the request using it (U_ACTIVE) */
+    const dp_balancer *lb;         /* the upstream's balancer, while serving a request on ... */
+    const dp_lb_target *lb_target; /* ... this target (counted in flight); NULL: not balanced */
     char *rbuf;
     size_t rpos, rlen;
     dp_h1 parser;
     uv_timer_t timer;
+    uint64_t deadline, timer_due; /* lazy timer: see dp_up_timer_set */
     uv_connect_t creq;
     int state;
     int requests;
@@ -74,6 +82,7 @@ struct dp_conn {
     size_t body_base; /* where the request head ends: body bytes are read after it */
     dp_h1 parser;
     uv_timer_t timer;
+    uint64_t deadline, timer_due; /* lazy timer: see dp_conn_timer_set */
     uv_shutdown_t shut;
     int closes;
     unsigned closing : 1;
@@ -91,6 +100,7 @@ struct dp_conn {
     const char *target_host;
     int target_port;
     int tries;
+    dp_lb_ctx lb; /* the balancer's picks for this request */
     char req_id[33];
     uint64_t t_start, t_sent, t_head;
     dp_plugin_req preq;
@@ -103,10 +113,17 @@ struct dp_conn {
     unsigned req_has_body : 1, req_head_sent : 1, req_done : 1, req_writing : 1;
     unsigned resp_head_sent : 1, resp_done : 1, resp_writing : 1, resp_chunked : 1;
     unsigned resp_eof_close : 1, close_after : 1, tunnel_pending : 1, c2u_writing : 1;
+    unsigned req_body_refused : 1; /* a request_body plugin answered */
     char arena_buf[8192];
 };
 
 /* conn.c */
+/* Arms the connection's one timer to fire ms from now for the current state, or clears it.
+ * Lazy: a new deadline later than the armed one is a store; the libuv timer restarts only when
+ * it fires early. Start/stop on libuv's timer heap at every phase of every request cost more
+ * than parsing the request did. */
+void dp_conn_timer_set(dp_conn *c, uint64_t ms);
+void dp_conn_timer_clear(dp_conn *c);
 void dp_conn_accept(dp_listener *l);
 void dp_conn_set_state(dp_conn *c, int state);
 void dp_conn_close(dp_conn *c);
@@ -137,8 +154,10 @@ void dp_tunnel_upstream_read(dp_conn *c, ssize_t n);
 void dp_up_start(dp_conn *c);
 /* Gives a connection back: into the pool when reusable, else closed. */
 void dp_up_release(dp_upconn *u, int reusable);
-/* Re-arms the upstream timer for the request's current phase. */
+/* Re-arms the upstream timer for the request's current phase (lazily, like dp_conn_timer_set). */
 void dp_up_arm_timer(dp_upconn *u);
+/* Stops the upstream timer (lazily): no upstream deadline while the client is the slow side. */
+void dp_up_timer_clear(dp_upconn *u);
 /* Closes every pooled connection (drain/stop). */
 void dp_up_pool_close_all(dp_worker *w);
 

@@ -11,10 +11,11 @@ static const char bad_response[] = "An invalid response was received from the up
 static void resp_body(void *ud, const char *at, size_t len)
 {
     dp_conn *c = ud;
-    dp_out_body(&c->resp_out, at, len);
-    c->preq.bytes_out += len;
-    if (c->gen && c->gen->plugins.n)
-        dp_plugin_run_body_filter(&c->gen->plugins, &c->preq, at, len);
+    dp_slice chunk = {at, len};
+    if (dp_plugin_has_body_filter(&c->preq)) /* plugins may replace or hold back the piece */
+        dp_plugin_run_body_filter(&c->preq, &chunk, 0);
+    dp_out_body(&c->resp_out, chunk.p, chunk.len);
+    c->preq.bytes_out += chunk.len;
 }
 
 static int resp_chunk_budget(void *ud)
@@ -57,8 +58,15 @@ static void resp_written(dp_stream *s, int status, void *arg)
 static int client_head(dp_conn *c, dp_out *o)
 {
     dp_upconn *u = c->up;
-    const dp_h1_head *rh = &u->parser.head;
     const dp_h1_head *q = &c->parser.head;
+    /* header_filter first: plugins may change the headers and whether the body keeps its
+     * length */
+    c->preq.upstream_latency_ms = (long)(uv_now(&c->w->loop) - c->t_sent); /* metrics, logs */
+    const dp_h1_head *rh = dp_plugin_response_filter(&c->preq, &u->parser.head);
+    if (!rh) {
+        dp_conn_respond(c, 500, "An unexpected error occurred");
+        return -1;
+    }
     int st = rh->status;
     int nobody = q->method_id == HTTP_HEAD || st == 204 || st == 304 || rh->upgrade;
     c->resp_chunked = 0;
@@ -76,17 +84,15 @@ static int client_head(dp_conn *c, dp_out *o)
     }
     c->status = st;
     c->t_head = uv_now(&c->w->loop);
-    if (c->gen->plugins.n)
-        dp_plugin_run_header_filter(&c->gen->plugins, &c->preq, st);
     dp_client_resp_info info = {
         .client_minor = q->http_minor,
         .head_request = q->method_id == HTTP_HEAD,
-        .close = c->close_after || c->w->draining || !q->keepalive,
+        .close = c->close_after || c->w->draining || !q->keepalive || !c->w->conf.keepalive_timeout,
         .chunked = c->resp_chunked,
         .upstream_ms = (long)(c->t_head - c->t_sent),
         .proxy_ms = (long)(c->t_sent - c->t_start),
         .request_id = dp_slice_cstr(c->req_id),
-        .headers = c->w->headers,
+        .headers = c->w->conf.headers,
     };
     if (info.close)
         c->close_after = 1;
@@ -131,6 +137,14 @@ void dp_resp_pump(dp_conn *c)
                 dp_out_add(o, u->rbuf + u->rpos, u->rlen - u->rpos);
                 u->rpos = u->rlen;
             } else {
+                if (dp_plugin_has_body_filter(&c->preq)) { /* what plugins held back */
+                    if (dp_out_full(o))
+                        break; /* after this write: the flush needs a slice */
+                    dp_slice rest = {NULL, 0};
+                    dp_plugin_run_body_filter(&c->preq, &rest, 1);
+                    dp_out_body(o, rest.p, rest.len);
+                    c->preq.bytes_out += rest.len;
+                }
                 dp_out_end(o);
                 c->resp_done = 1;
             }
@@ -247,7 +261,7 @@ void dp_tunnel_start(dp_conn *c)
     dp_upconn *u = c->up;
     c->tunnel_pending = 0;
     dp_conn_set_state(c, C_TUNNEL);
-    uv_timer_stop(&c->timer);
+    dp_conn_timer_clear(c);
     u->rpos = u->rlen = 0;
     dp_stream_read_start(&u->s);
     dp_up_arm_timer(u);

@@ -1,4 +1,4 @@
-#include <ctype.h>
+/* Request path normalization before matching, as Kong's kong.tools.uri normalize(uri, true). */
 #include <string.h>
 
 #include "data_plane/router/router.h"
@@ -7,20 +7,31 @@ static int hexval(int c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
-    c = tolower(c);
     if (c >= 'a' && c <= 'f')
         return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
     return -1;
 }
 
-static int unreserved(int c)
+/* Escapes that stay escaped: RFC 3986 reserved characters (decoding them would change what
+ * the path means) and control characters (so the decoded path is safe in a header value). */
+static int keep_escaped(int c)
 {
-    return isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
+    return c < 0x20 || c == 0x7f || (c && strchr("!*'();:@&=+$,/?%#[]", c) != NULL);
+}
+
+/* Removes the last output segment (each starts at a '/', except a first one without). */
+static size_t pop_segment(const char *out, size_t w)
+{
+    while (w > 0 && out[w - 1] != '/')
+        w--;
+    return w > 0 ? w - 1 : 0;
 }
 
 long dp_path_normalize(const char *in, size_t len, char *out)
 {
-    /* pass 1: escapes (never grows the text) */
+    static const char hex[] = "0123456789ABCDEF";
     size_t o = 0;
     for (size_t i = 0; i < len; i++) {
         if (in[i] != '%') {
@@ -33,42 +44,49 @@ long dp_path_normalize(const char *in, size_t len, char *out)
         if (h < 0 || l < 0)
             return -1;
         int c = h * 16 + l;
-        if (unreserved(c)) {
-            out[o++] = (char)c;
-        } else {
+        if (keep_escaped(c)) {
             out[o++] = '%';
-            out[o++] = (char)toupper((unsigned char)in[i + 1]);
-            out[o++] = (char)toupper((unsigned char)in[i + 2]);
+            out[o++] = hex[h];
+            out[o++] = hex[l];
+        } else {
+            out[o++] = (char)c;
         }
         i += 2;
     }
-    /* pass 2: dot segments (RFC 3986 5.2.4), in place: the output never outruns the input */
     if (o == 0 || out[0] != '/')
         return (long)o; /* "*" and other non-paths: left alone */
+    /* dot segments and repeated slashes, in place: w never passes r */
     size_t r = 0, w = 0;
     while (r < o) {
-        size_t s = r + 1, e = s; /* out[r] is '/'; the segment is out[s..e) */
-        while (e < o && out[e] != '/')
-            e++;
-        int last = e == o;
-        size_t seglen = e - s;
-        if (seglen == 1 && out[s] == '.') {
-            if (last)
-                out[w++] = '/';
-        } else if (seglen == 2 && out[s] == '.' && out[s + 1] == '.') {
-            while (w > 0 && out[w - 1] != '/')
-                w--;
-            if (w > 0)
-                w--;
-            if (last)
-                out[w++] = '/';
+        size_t rem = o - r;
+        const char *s = out + r;
+        if (rem == 2 && s[0] == '/' && s[1] == '.') {
+            r = o - 1;
+            out[r] = '/';
+        } else if (rem == 3 && s[0] == '/' && s[1] == '.' && s[2] == '.') {
+            r = o - 1;
+            out[r] = '/';
+            w = pop_segment(out, w);
+        } else if ((rem == 1 && s[0] == '.') || (rem == 2 && s[0] == '.' && s[1] == '.')) {
+            r = o;
+        } else if (rem >= 3 && s[0] == '.' && s[1] == '.' && s[2] == '/') {
+            r += 3;
+        } else if (rem >= 2 && s[0] == '.' && s[1] == '/') {
+            r += 2;
+        } else if (rem >= 3 && s[0] == '/' && s[1] == '.' && s[2] == '/') {
+            r += 2;
+        } else if (rem >= 4 && s[0] == '/' && s[1] == '.' && s[2] == '.' && s[3] == '/') {
+            r += 3;
+            w = pop_segment(out, w);
+        } else if (rem >= 2 && s[0] == '/' && s[1] == '/') {
+            r += 1;
         } else {
-            memmove(out + w, out + r, e - r);
-            w += e - r;
+            const char *e = memchr(s + 1, '/', rem - 1);
+            size_t n = e ? (size_t)(e - s) : rem;
+            memmove(out + w, s, n);
+            w += n;
+            r += n;
         }
-        r = e;
     }
-    if (w == 0)
-        out[w++] = '/';
     return (long)w;
 }

@@ -6,6 +6,8 @@
 
 #include "data_plane/cluster/client.h"
 #include "data_plane/config/apply.h"
+#include "data_plane/plugins/metrics.h"
+#include "data_plane/upstream/health.h"
 #include "proto/version.h"
 
 #define MAX_STATUS_LISTENERS 4
@@ -17,6 +19,7 @@ typedef struct {
     char in[REQ_MAX];
     size_t len;
     char out[1024];
+    char *body; /* the response body (heap: the upstream health list can be long) */
     int closing;
 } status_conn;
 
@@ -39,7 +42,9 @@ void dp_status_set_draining(void)
 
 static void conn_closed(uv_handle_t *h)
 {
-    free(h->data);
+    status_conn *c = h->data;
+    free(c->body);
+    free(c);
 }
 
 static void conn_close(status_conn *c)
@@ -104,6 +109,20 @@ static int body_for(const char *method, const char *path, char *body, size_t cap
     return status;
 }
 
+/* GET /metrics: the workers' connection counters plus what prometheus.c renders. */
+static char *metrics_body(void)
+{
+    dp_metrics_conns m = {0};
+    for (int i = 0; i < nworkers; i++) {
+        m.accepted += atomic_load_explicit(&workers[i].stats.accepted, memory_order_relaxed);
+        m.active += atomic_load_explicit(&workers[i].stats.active, memory_order_relaxed);
+        m.requests += atomic_load_explicit(&workers[i].stats.requests, memory_order_relaxed);
+        m.handled += atomic_load_explicit(&workers[i].stats.handled, memory_order_relaxed);
+    }
+    size_t len;
+    return dp_prometheus_scrape(&m, &len);
+}
+
 static void respond(status_conn *c)
 {
     char method[8] = "", path[256] = "";
@@ -115,20 +134,36 @@ static void respond(status_conn *c)
     if (q)
         *q = 0;
     char body[768];
-    int status = body_for(method, path, body, sizeof(body));
+    int status;
+    const char *ctype = "application/json; charset=utf-8";
+    if (strcmp(path, "/metrics") == 0 && (!strcmp(method, "GET") || !strcmp(method, "HEAD"))) {
+        status = 200; /* Prometheus text (data_plane/plugins/prometheus.c) */
+        ctype = "text/plain; version=0.0.4; charset=utf-8";
+        c->body = metrics_body();
+    } else if (!dp_health_status_route(method, path, &status, &c->body)) {
+        /* /upstreams/{u}/health above; the rest here */
+        status = body_for(method, path, body, sizeof(body));
+        c->body = strdup(body);
+    }
+    if (!c->body) {
+        conn_close(c);
+        return;
+    }
+    size_t blen = strlen(c->body);
     int n = snprintf(c->out, sizeof(c->out),
-                     "HTTP/1.1 %d %s\r\nContent-Type: application/json; charset=utf-8\r\n"
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
                      "Content-Length: %zu\r\nConnection: close\r\nServer: sluice/" SL_VERSION
-                     "\r\n\r\n%s",
+                     "\r\n\r\n",
                      status,
                      status == 200   ? "OK"
                      : status == 404 ? "Not Found"
                      : status == 405 ? "Method Not Allowed"
                                      : "Service Unavailable",
-                     strlen(body), strcmp(method, "HEAD") == 0 ? "" : body);
-    uv_buf_t b = uv_buf_init(c->out, (unsigned)n);
+                     ctype, blen);
+    uv_buf_t b[2] = {uv_buf_init(c->out, (unsigned)n),
+                     uv_buf_init(c->body, strcmp(method, "HEAD") == 0 ? 0 : (unsigned)blen)};
     c->wr.data = c;
-    if (uv_write(&c->wr, (uv_stream_t *)&c->tcp, &b, 1, written) != 0)
+    if (uv_write(&c->wr, (uv_stream_t *)&c->tcp, b, 2, written) != 0)
         conn_close(c);
 }
 

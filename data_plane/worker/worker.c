@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "data_plane/net/stream.h"
 #include "data_plane/proxy/proxy.h"
 #include "data_plane/upstream/dns.h"
 #include "proto/log.h"
@@ -118,18 +119,20 @@ static void close_all(dp_worker *w)
     while (!dp_link_empty(&w->conns))
         dp_conn_close((dp_conn *)((char *)w->conns.next - offsetof(dp_conn, link)));
     dp_up_pool_close_all(w);
+    dp_stream_loop_close();
     uv_close((uv_handle_t *)&w->wake, NULL);
 }
 
 int dp_worker_init(dp_worker *w, int id, const sl_listen_addr *listen, int nlisten,
-                   SSL_CTX *server_ctx, char *err, size_t errlen)
+                   SSL_CTX *server_ctx, const dp_proxy_conf *conf, char *err, size_t errlen)
 {
     memset(w, 0, sizeof(*w));
     w->id = id;
     w->server_ctx = server_ctx;
-    w->headers = DP_HDR_ALL;
+    w->conf = *conf;
     dp_link_init(&w->conns);
-    dp_link_init(&w->idle_up);
+    for (int i = 0; i < DP_POOL_BUCKETS; i++)
+        dp_link_init(&w->idle_up[i]);
     if (uv_loop_init(&w->loop)) {
         snprintf(err, errlen, "uv_loop_init failed");
         return -1;
@@ -149,6 +152,7 @@ int dp_worker_init(dp_worker *w, int id, const sl_listen_addr *listen, int nlist
 static void *run(void *arg)
 {
     dp_worker *w = arg;
+    dp_stream_loop_init(&w->loop);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     /* every handle is closed: release what the loop owned */
     dp_dns_free(w->dns);

@@ -15,6 +15,7 @@
 #include "proto/settings.h"
 
 #define DP_MAX_LISTENERS 16
+#define DP_POOL_BUCKETS 64
 
 typedef struct dp_worker dp_worker;
 typedef struct dp_conn dp_conn;
@@ -37,6 +38,20 @@ typedef struct dp_link {
     struct dp_link *prev, *next;
 } dp_link;
 
+/* The proxy settings (proto/settings.c), resolved once at start; times in milliseconds. */
+typedef struct {
+    unsigned headers; /* DP_HDR_*: the headers the proxy adds */
+    uint64_t client_header_timeout;
+    uint64_t client_body_timeout;
+    uint64_t keepalive_timeout; /* 0: one request per connection */
+    int pool_size;              /* idle upstream connections kept per worker */
+    int pool_max_requests;      /* 0: no limit */
+    uint64_t pool_idle_timeout; /* 0: no idle pooling */
+} dp_proxy_conf;
+
+/* Fills conf from the settings; -1 with err naming the setting when a value is refused. */
+int dp_proxy_conf_load(dp_proxy_conf *conf, const sl_settings *s, char *err, size_t errlen);
+
 struct dp_worker {
     int id;
     uv_loop_t loop;
@@ -48,8 +63,10 @@ struct dp_worker {
     _Atomic(dp_generation *) pending; /* handed over by the control thread */
     _Atomic int drain, stop;
     int draining, stopping;
-    dp_link conns;   /* client connections */
-    dp_link idle_up; /* pooled upstream connections, most recently used first */
+    dp_link conns; /* client connections */
+    /* pooled upstream connections, hashed by peer address; most recently used first */
+    dp_link idle_up[DP_POOL_BUCKETS];
+    int nidle_bucket[DP_POOL_BUCKETS];
     int nidle_up;
     void *dns;        /* dp_dns cache */
     char **free_bufs; /* read buffers kept for reuse */
@@ -57,22 +74,17 @@ struct dp_worker {
     uint64_t req_counter;
     dp_worker_stats stats;
     SSL_CTX *server_ctx;
-    unsigned headers; /* DP_HDR_* */
+    dp_proxy_conf conf;
 };
 
-/* Proxy tunables (Kong's defaults where Kong has one). */
+/* Fixed tunables; the others are settings (dp_proxy_conf). */
 #define DP_RBUF_SIZE (64 * 1024)
-#define DP_CLIENT_HEADER_TIMEOUT 60000
-#define DP_CLIENT_BODY_TIMEOUT 60000
-#define DP_KEEPALIVE_TIMEOUT 60000
-#define DP_POOL_MAX_IDLE 512 /* upstream_keepalive_pool_size */
-#define DP_POOL_MAX_REQUESTS 10000
-#define DP_POOL_IDLE_TIMEOUT 60000
 #define DP_LINGER_TIMEOUT 2000
 
-/* Creates worker id with listeners bound (SO_REUSEPORT) for every entry; -1 with err. */
+/* Creates worker id with listeners bound (SO_REUSEPORT) for every entry; -1 with err. conf is
+ * copied. */
 int dp_worker_init(dp_worker *w, int id, const sl_listen_addr *listen, int nlisten,
-                   SSL_CTX *server_ctx, char *err, size_t errlen);
+                   SSL_CTX *server_ctx, const dp_proxy_conf *conf, char *err, size_t errlen);
 
 /* Starts the thread running the loop. */
 int dp_worker_start(dp_worker *w);

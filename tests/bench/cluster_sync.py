@@ -62,6 +62,8 @@ def wait_all(dps, sessions, version, timeout=120):
     pending = list(range(len(dps)))
     while pending and time.time() < deadline:
         pending = [i for i in pending if dp_version(dps[i], sessions[i]) < version]
+        if pending:
+            time.sleep(0.001)  # two cores shared with the planes: do not starve them
     if pending:
         raise RuntimeError("data planes %s never reached version %d" % (pending, version))
 
@@ -82,7 +84,7 @@ def run_size(pg, certs, n, changes, workdir):
     try:
         version = int(cp.get("/status").json()["configuration_version"])
         wait_all(dps, sessions, version)
-        lat = []
+        lat, write = [], []
         admin = requests.Session()
         for i in range(changes):
             path = "/changed/%d" % i
@@ -90,6 +92,7 @@ def run_size(pg, certs, n, changes, workdir):
             resp = admin.patch(cp.url + "/routes/route-1", json={"paths": [path]}, timeout=30)
             if resp.status_code != 200:
                 raise RuntimeError(resp.text)
+            write.append((time.perf_counter() - t) * 1000)
             version += 1
             wait_all(dps, sessions, version)
             lat.append((time.perf_counter() - t) * 1000)
@@ -97,18 +100,26 @@ def run_size(pg, certs, n, changes, workdir):
         sizes = re.findall(r"snapshot version \d+ built: \d+ routes, (\d+) bytes \((\d+) before", cplog)
         enc = [float(x) for x in re.findall(r"encode ([0-9.]+) ms", cplog)]
         rd = [float(x) for x in re.findall(r"read ([0-9.]+) ms", cplog)]
-        applies = []
+        stages = {"apply": [], "decode": [], "build": [], "swap": [], "cache": []}
         for d in dps:
-            applies += [float(x) for x in re.findall(r"applied .*?in ([0-9.]+) ms", d.log())]
+            for m in re.finditer(r"applied \(hash \w+\) in ([0-9.]+) ms: decode\+validate "
+                                 r"([0-9.]+) ms, build ([0-9.]+) ms, swap ([0-9.]+) ms, cache "
+                                 r"write ([0-9.]+) ms", d.log()):
+                for k, v in zip(("apply", "decode", "build", "swap", "cache"), m.groups()):
+                    stages[k].append(float(v))
+
+        def med(v):
+            return statistics.median(v) if v else None
         return {
             "routes": n, "bulk_load_s": load_s,
             "p50_ms": statistics.median(lat), "p99_ms": percentile(lat, 99),
-            "max_ms": max(lat),
+            "max_ms": max(lat), "write_ms": med(write),
             "snapshot_bytes": int(sizes[-1][0]) if sizes else None,
             "canonical_bytes": int(sizes[-1][1]) if sizes else None,
-            "cp_read_ms": statistics.median(rd) if rd else None,
-            "cp_encode_ms": statistics.median(enc) if enc else None,
-            "dp_apply_ms": statistics.median(applies) if applies else None,
+            "cp_read_ms": med(rd), "cp_encode_ms": med(enc),
+            "dp_apply_ms": med(stages["apply"]), "dp_decode_ms": med(stages["decode"]),
+            "dp_build_ms": med(stages["build"]), "dp_swap_ms": med(stages["swap"]),
+            "dp_cache_ms": med(stages["cache"]),
         }
     finally:
         for s in sessions:
@@ -131,13 +142,16 @@ def main():
         rows = [run_size(pg, certs, int(n), args.changes, work) for n in args.sizes.split(",")]
     finally:
         pg.destroy()
-    cols = ["routes", "p50_ms", "p99_ms", "max_ms", "snapshot_bytes", "canonical_bytes",
-            "cp_read_ms", "cp_encode_ms", "dp_apply_ms"]
+    cols = ["routes", "p50_ms", "p99_ms", "max_ms", "write_ms", "snapshot_bytes",
+            "canonical_bytes", "cp_read_ms", "cp_encode_ms", "dp_apply_ms", "dp_decode_ms",
+            "dp_build_ms", "dp_swap_ms", "dp_cache_ms"]
     print("write -> all 3 data planes serving it, %d changes per size" % args.changes)
-    print(" | ".join("%14s" % c for c in cols))
+    # One block per size: the columns are too many for one line.
     for r in rows:
-        print(" | ".join("%14s" % (("%.1f" % r[c]) if isinstance(r[c], float) else r[c])
-                         for c in cols))
+        print("-- %d routes" % r["routes"])
+        for c in cols[1:]:
+            v = r[c]
+            print("  %-16s %s" % (c, ("%.1f" % v) if isinstance(v, float) else v))
 
 
 if __name__ == "__main__":

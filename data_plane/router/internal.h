@@ -1,0 +1,164 @@
+#ifndef DP_ROUTER_INTERNAL_H
+#define DP_ROUTER_INTERNAL_H
+
+/* The compiled router, shared by build.c (writes it once) and match.c (reads it from every
+ * worker). Layout, chosen so a lookup costs the same with 1 or 100,000 routes:
+ *
+ *   matchers[]    every (route, path group) pair, sorted into Kong's order: rank = index, so
+ *                 "higher priority" is "smaller rank" and every candidate list below is a run
+ *                 of ascending ranks.
+ *   hosts         hash of (kind, port, lower-case name) -> bucket; bucket 0 holds the routes
+ *                 without hosts. "*.x" is stored as ".x" (kind SUFFIX), "x.*" as "x." (PREFIX).
+ *   prefixes      hash of (bucket, plain path) -> list of ranks; each bucket also keeps the
+ *                 distinct prefix lengths it holds, so a request probes one entry per length.
+ *   buckets[]     per bucket: the lists of its regex matchers and of its path-less matchers.
+ *   postings[]    all lists, back to back (uint32 ranks).
+ *
+ * Everything lives in one arena plus a few arrays; nothing is written after the build. */
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "data_plane/router/router.h"
+
+enum { RT_HOST_EXACT, RT_HOST_SUFFIX, RT_HOST_PREFIX };
+
+#define RT_MAX_HOST 255 /* longer request hosts can only reach the routes without hosts */
+
+typedef struct {
+    const char *p; /* arena; lower-cased where the comparison is case-insensitive */
+    uint32_t len;
+} rt_str;
+
+typedef struct {
+    rt_str value;   /* plain value, lower case */
+    pcre2_code *re; /* "~*" value: caseless regex, unanchored */
+} rt_hval;
+
+typedef struct {
+    rt_str name; /* lower case, '_' folded to '-' */
+    rt_hval *vals;
+    uint32_t nvals;
+} rt_hrule;
+
+typedef struct {
+    int index;      /* position in the routes array given to dp_router_build */
+    int protocols;  /* DP_ROUTER_PROTO_* the route accepts when matching */
+    const char *id; /* arena */
+    long long created_at;
+    rt_str *methods;
+    uint32_t nmethods;
+    rt_hrule *hdrs;
+    uint32_t nhdrs;
+    rt_str *snis; /* lower case, trailing dot removed */
+    uint32_t nsnis;
+} rt_route;
+
+/* One sub-route in Kong's sense: a route with its paths of one kind and length. */
+typedef struct {
+    const rt_route *route;
+    uint64_t priority;
+    pcre2_code **res; /* regex group: the route's regexes in their order */
+    uint32_t nres;
+} rt_matcher;
+
+typedef struct {
+    uint32_t off, n;
+} rt_list;
+
+#define RT_NO_LIST UINT32_MAX
+
+typedef struct {
+    uint32_t nopath, regex;   /* list ids (RT_NO_LIST: none) */
+    uint32_t lens_off, nlens; /* distinct prefix lengths, ascending, in r->lens */
+} rt_bucket;
+
+typedef struct {
+    uint32_t hash;
+    uint32_t len;
+    const char *key; /* NULL: free slot */
+    uint32_t tag;    /* hosts: kind | port << 2; prefixes: bucket */
+    uint32_t value;  /* hosts: bucket; prefixes: list index */
+} rt_slot;
+
+typedef struct {
+    rt_slot *slots;
+    uint32_t mask, used;
+} rt_table;
+
+typedef struct rt_chunk rt_chunk;
+
+struct dp_router {
+    rt_route *routes;
+    uint32_t nroutes;
+    rt_matcher *matchers;
+    uint32_t nmatchers;
+    rt_table hosts, prefixes;
+    rt_bucket *buckets;
+    uint32_t nbuckets;
+    rt_list *lists; /* every candidate list, by id (prefix table values, bucket lists) */
+    uint32_t nlists;
+    uint32_t *postings;
+    uint32_t *lens;
+    int has_suffix, has_prefix, has_port; /* which host lookups are worth doing */
+    rt_chunk *chunks;                     /* the build arena */
+    size_t bytes;                         /* everything the router holds, for the log line */
+    double build_ms;
+};
+
+/* FNV-1a, 32 bit: cheap, and it extends one byte at a time, so the prefix lookups hash each
+ * request path once while probing every stored prefix length. */
+#define RT_FNV_SEED 2166136261u
+#define RT_FNV_PRIME 16777619u
+
+static inline uint32_t rt_hash_step(uint32_t h, unsigned char c)
+{
+    return (h ^ c) * RT_FNV_PRIME;
+}
+
+static inline uint32_t rt_hash_tag(uint32_t tag)
+{
+    uint32_t h = RT_FNV_SEED;
+    for (int i = 0; i < 4; i++)
+        h = rt_hash_step(h, (unsigned char)(tag >> (8 * i)));
+    return h;
+}
+
+/* Finishes a running hash into the slot hash (mixes in the length). */
+static inline uint32_t rt_hash_final(uint32_t h, uint32_t len)
+{
+    h ^= len * 0x9e3779b1u;
+    h ^= h >> 16;
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
+    return h ? h : 1;
+}
+
+/* Looks up (tag, key[0..len)) with a precomputed final hash; NULL when absent. */
+static inline const rt_slot *rt_table_get(const rt_table *t, uint32_t hash, uint32_t tag,
+                                          const char *key, uint32_t len)
+{
+    if (!t->slots)
+        return 0;
+    for (uint32_t i = hash & t->mask;; i = (i + 1) & t->mask) {
+        const rt_slot *s = &t->slots[i];
+        if (!s->key)
+            return 0;
+        if (s->hash == hash && s->tag == tag && s->len == len &&
+            (len == 0 || __builtin_memcmp(s->key, key, len) == 0))
+            return s;
+    }
+}
+
+/* Hash of a whole key. */
+static inline uint32_t rt_hash_key(uint32_t tag, const char *key, uint32_t len)
+{
+    uint32_t h = rt_hash_tag(tag);
+    for (uint32_t i = 0; i < len; i++)
+        h = rt_hash_step(h, (unsigned char)key[i]);
+    return rt_hash_final(h, len);
+}
+
+#endif
