@@ -356,33 +356,3 @@ long dp_rewrite_response(const dp_h1_head *resp, const dp_client_resp_info *info
     put(&w, "\r\n", 2);
     return w.overflow ? -1 : (long)(w.p - out);
 }
-
-long dp_gateway_response(int status, const char *message, int close, dp_slice request_id,
-                         long latency_ms, char *out, size_t cap)
-{
-    char body[512];
-    /* messages are our own static texts; none needs JSON escaping */
-    int blen = snprintf(body, sizeof(body), "{\"message\":\"%s\"}", message);
-    if (blen < 0 || (size_t)blen >= sizeof(body))
-        return -1;
-    wbuf w = {out, out + cap, 0};
-    puts_(&w, "HTTP/1.1 ");
-    put_num(&w, status);
-    put(&w, " ", 1);
-    puts_(&w, dp_status_reason(status));
-    puts_(&w, "\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ");
-    put_num(&w, blen);
-    put(&w, "\r\n", 2);
-    puts_(&w, close ? "Connection: close\r\n" : "");
-    puts_(&w, "Server: sluice/" SL_VERSION "\r\n");
-    if (latency_ms >= 0) {
-        puts_(&w, "X-Sluice-Response-Latency: ");
-        put_num(&w, latency_ms);
-        put(&w, "\r\n", 2);
-    }
-    if (request_id.len)
-        put_header(&w, "X-Sluice-Request-Id", request_id);
-    put(&w, "\r\n", 2);
-    put(&w, body, (size_t)blen);
-    return w.overflow ? -1 : (long)(w.p - out);
-}

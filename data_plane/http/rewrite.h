@@ -58,11 +58,6 @@ long dp_rewrite_response(const dp_h1_head *resp, const dp_client_resp_info *info
                          size_t cap);
 size_t dp_rewrite_response_size(const dp_h1_head *resp);
 
-/* A response the gateway makes itself: JSON {"message": message} with Kong's texts. Writes the
- * whole response (head and body) into out. Returns the length or -1 when cap is too small. */
-long dp_gateway_response(int status, const char *message, int close, dp_slice request_id,
-                         long latency_ms, char *out, size_t cap);
-
 /* The reason phrase for a status code ("Bad Gateway"); "Unknown" for others. */
 const char *dp_status_reason(int status);
 

@@ -9,6 +9,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <ctype.h>
 #include <pcre2.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,6 +212,29 @@ static const dp_slice *origin_of(dp_plugin_req *req)
     return h ? &h->value : NULL;
 }
 
+/* One match block per thread, freed when the thread ends: no allocation per request. */
+static pthread_key_t md_key;
+static pthread_once_t md_once = PTHREAD_ONCE_INIT;
+
+static void md_free(void *md)
+{
+    pcre2_match_data_free(md);
+}
+
+static void md_key_make(void)
+{
+    pthread_key_create(&md_key, md_free);
+}
+
+static pcre2_match_data *thread_match_data(void)
+{
+    pthread_once(&md_once, md_key_make);
+    pcre2_match_data *md = pthread_getspecific(md_key);
+    if (!md && (md = pcre2_match_data_create(1, NULL)) != NULL)
+        pthread_setspecific(md_key, md);
+    return md;
+}
+
 static int origin_allowed(const cors_conf *c, dp_slice origin)
 {
     char norm[ORIGIN_MAX];
@@ -223,8 +247,8 @@ static int origin_allowed(const cors_conf *c, dp_slice origin)
         short_len = (size_t)n - 4;
     else if (n > 10 && strncmp(norm, "http://", 7) == 0 && strcmp(norm + n - 3, ":80") == 0)
         short_len = (size_t)n - 3;
-    static _Thread_local pcre2_match_data *md;
-    if (!md && !(md = pcre2_match_data_create(1, NULL)))
+    pcre2_match_data *md = thread_match_data();
+    if (!md)
         return 0;
     for (size_t i = 0; i < c->norigins; i++) {
         const origin_entry *e = &c->origins[i];

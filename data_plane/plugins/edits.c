@@ -320,7 +320,8 @@ static void put_num(wbuf *w, long long v)
 }
 
 long dp_plugin_render_response(dp_plugin_req *req, int status, const char *message, int close,
-                               dp_slice request_id, long latency_ms, char *out, size_t cap)
+                               int server_token, dp_slice request_id, long latency_ms, char *out,
+                               size_t cap)
 {
     if (req->arena) { /* routed: header_filter plugins see this response too */
         req->status = status;
@@ -344,7 +345,8 @@ long dp_plugin_render_response(dp_plugin_req *req, int status, const char *messa
     put(&w, "\r\n", 2);
     if (close)
         puts_(&w, "Connection: close\r\n");
-    puts_(&w, "Server: sluice/" SL_VERSION "\r\n");
+    if (server_token)
+        puts_(&w, "Server: sluice/" SL_VERSION "\r\n");
     if (latency_ms >= 0) {
         puts_(&w, "X-Sluice-Response-Latency: ");
         put_num(&w, latency_ms);

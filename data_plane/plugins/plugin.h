@@ -176,11 +176,12 @@ void dp_plugin_run_log(const dp_plugin_chain *c, dp_plugin_req *req);
 
 /* A response the gateway makes (a plugin's, or the proxy's own errors): runs header_filter
  * (when the request was routed), then writes the whole response into out: the plugin's body or
- * {"message": message}, plugin headers, Server, latency and request id. Returns the length or
- * -1 when cap is too small; dp_plugin_response_size gives a sufficient cap. */
+ * {"message": message}, plugin headers, Server (when server_token), latency and request id. Returns
+ * the length or -1 when cap is too small; dp_plugin_response_size gives a sufficient cap. */
 size_t dp_plugin_response_size(const dp_plugin_req *req, const char *message);
 long dp_plugin_render_response(dp_plugin_req *req, int status, const char *message, int close,
-                               dp_slice request_id, long latency_ms, char *out, size_t cap);
+                               int server_token, dp_slice request_id, long latency_ms, char *out,
+                               size_t cap);
 /* The request head to send upstream: h itself when no plugin edited headers or the query,
  * else an arena copy carrying the edits. NULL when the arena is exhausted. */
 const dp_h1_head *dp_plugin_upstream_head(dp_plugin_req *req, const dp_h1_head *h);

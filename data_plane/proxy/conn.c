@@ -217,6 +217,7 @@ void dp_conn_respond(dp_conn *c, int status, const char *message)
     /* plugins' headers and body, and header_filter, apply to the gateway's own answers too */
     long n = buf ? dp_plugin_render_response(
                        &c->preq, status, message, c->close_after,
+                       (c->w->conf.headers & DP_HDR_SERVER) != 0,
                        (c->w->conf.headers & DP_HDR_REQUEST_ID) && c->req_id[0]
                            ? dp_slice_cstr(c->req_id)
                            : (dp_slice){NULL, 0},

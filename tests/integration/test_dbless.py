@@ -6,6 +6,7 @@ exit non-zero naming the problem; on SIGHUP: an [error] line and the old config 
 import hashlib
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -329,6 +330,17 @@ def test_sighup_while_starting_does_not_kill(tmp_path, upstream, dps):
     fatal: the node comes up serving the file."""
     many = "".join("  - name: r%d\n    paths: [/many/%d]\n" % (i, i) for i in range(3000))
     dp = dps(write(tmp_path / "kong.yml", kong_file(upstream.port, many))).launch()
+
+    # the proxy port listens before the file is loaded: reloads sent from then on must not
+    # kill the node (before main() any process dies of SIGHUP, so the test waits for that)
+    def listening():
+        try:
+            socket.create_connection(("127.0.0.1", dp.proxy_port), 0.5).close()
+            return True
+        except OSError:
+            return False
+
+    wait_for(listening, interval=0.001, what="the proxy port listening")
     deadline = time.time() + 20
     while time.time() < deadline and dp.proc.poll() is None:
         dp.hup()

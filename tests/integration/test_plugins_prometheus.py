@@ -66,8 +66,8 @@ def dp(upstream, prefix):
         plugin("prometheus", {}, r2),  # Kong's defaults: the optional families stay off
         plugin("prometheus", {"status_code_metrics": True}, r3),
     ]
-    write_snapshot(prefix, config([svc, direct, dead], [r1, r2, r3], plugins=plugins, upstreams=[up],
-                                  targets=[tgt]), version=7)
+    write_snapshot(prefix, config([svc, direct, dead], [r1, r2, r3], plugins=plugins,
+                                  upstreams=[up], targets=[tgt]), version=7)
     d = DataPlane(prefix, workers=2)
     yield d
     d.stop()

@@ -203,6 +203,13 @@ def test_headers_off_removes_our_headers(prefix, upstream):
         s.sendall(b"GET /nothing-routes-here HTTP/1.1\r\nHost: h\r\n\r\n")
         out = s.recv(65536)
         assert b"X-Sluice-Response-Latency" not in out and b"X-Sluice-Request-Id" not in out
+        assert "server" not in headers
+        # A response the gateway writes itself (400 for a duplicate Host) has no Server either.
+        s2 = socket.create_connection(("127.0.0.1", dp.port), timeout=5)
+        s2.sendall(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
+        own = s2.recv(65536)
+        s2.close()
+        assert own.startswith(b"HTTP/1.1 400") and b"\r\nServer:" not in own, own
     finally:
         dp.stop()
 

@@ -118,26 +118,12 @@ static void response_headers(void **st)
     assert_null(strstr(out, "Via"));
 }
 
-static void gateway(void **st)
-{
-    char out[1024];
-    long n = dp_gateway_response(502, "An invalid response was received from the upstream server",
-                                 1, (dp_slice){NULL, 0}, -1, out, sizeof(out) - 1);
-    out[n] = 0;
-    assert_true(strncmp(out, "HTTP/1.1 502 Bad Gateway\r\n", 26) == 0);
-    assert_non_null(strstr(out, "Connection: close"));
-    assert_non_null(strstr(
-        out,
-        "\r\n\r\n{\"message\":\"An invalid response was received from the upstream server\"}"));
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(request_headers),
         cmocka_unit_test(upgrade_kept),
         cmocka_unit_test(response_headers),
-        cmocka_unit_test(gateway),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
