@@ -48,7 +48,7 @@ typedef struct {
     long timeout_ms;
     double keepalive_s;
     /* queue settings */
-    long max_batch, max_bytes;
+    long max_batch;
     double delay, max_retry_time, initial_delay, max_delay;
     /* entries handed over by the log thread */
     pthread_mutex_t mu;
@@ -338,8 +338,7 @@ static void *sender_thread(void *arg)
         }
         entry *batch = s->head, *last = s->head;
         size_t n = 1, bytes = last->len;
-        while (last->next && (long)n < s->max_batch &&
-               (s->max_bytes <= 0 || bytes + last->next->len <= (size_t)s->max_bytes)) {
+        while (last->next && (long)n < s->max_batch) {
             last = last->next;
             bytes += last->len;
             n++;
@@ -358,7 +357,7 @@ static void *sender_thread(void *arg)
             free(e->line);
             free(e);
         }
-        dp_log_done(s->sink, n, ok != 0); /* may let the sink die: only s is used after */
+        dp_log_done(s->sink, n, bytes, ok != 0); /* may let the sink die: only s is used after */
         pthread_mutex_lock(&s->mu);
     }
     pthread_mutex_unlock(&s->mu);
@@ -374,7 +373,7 @@ static void sender_deliver(void *ud, char *line, size_t len)
     entry *e = malloc(sizeof(*e));
     if (!e) {
         free(line);
-        dp_log_done(s->sink, 1, 1);
+        dp_log_done(s->sink, 1, len, 1);
         return;
     }
     *e = (entry){NULL, line, len};
@@ -523,7 +522,6 @@ static void *sender_make(void *argp, dp_log_sink *sink)
         s->timeout_ms = 10000;
     s->keepalive_s = num(c, "keepalive", 60000) / 1000.0;
     s->max_batch = (long)num(q, "max_batch_size", 1);
-    s->max_bytes = (long)num(q, "max_bytes", 0);
     s->delay = num(q, "max_coalescing_delay", 1);
     s->max_retry_time = num(q, "max_retry_time", 60);
     s->initial_delay = num(q, "initial_retry_delay", 0.01);
@@ -579,7 +577,9 @@ static int hl_init(const json_t *config, const char *id, void *shared, void **st
     long max_entries = (long)num(json_object_get(config, "queue"), "max_entries", 10000);
     make_arg a = {config, err, errlen};
     snprintf(err, errlen, "http-log: cannot start the log sender");
-    dp_log_sink *s = dp_log_sink_custom(key, &sender_ops, max_entries, "http-log", sender_make, &a);
+    long max_bytes = (long)num(json_object_get(config, "queue"), "max_bytes", 0);
+    dp_log_sink *s =
+        dp_log_sink_custom(key, &sender_ops, max_entries, max_bytes, "http-log", sender_make, &a);
     free(key);
     if (!s)
         return -1;

@@ -31,6 +31,8 @@ struct dp_log_sink {
     _Atomic int refs;
     _Atomic long queued; /* pushed and not yet done */
     long max_queued;
+    _Atomic long queued_bytes;
+    long max_bytes; /* <= 0: no bound */
     _Atomic uint64_t dropped, failed;
     /* files (log thread only) */
     char *path;
@@ -201,8 +203,8 @@ dp_log_sink *dp_log_sink_file(const char *path, int reopen)
 }
 
 dp_log_sink *dp_log_sink_custom(const char *key, const dp_log_sink_ops *ops, long max_queued,
-                                const char *plugin, void *(*make)(void *arg, dp_log_sink *s),
-                                void *arg)
+                                long max_bytes, const char *plugin,
+                                void *(*make)(void *arg, dp_log_sink *s), void *arg)
 {
     pthread_once(&once, start_once);
     if (!started)
@@ -211,6 +213,7 @@ dp_log_sink *dp_log_sink_custom(const char *key, const dp_log_sink_ops *ops, lon
     dp_log_sink *s = find_locked(SINK_CUSTOM, key, ops);
     if (!s && (s = sink_new(SINK_CUSTOM, key, max_queued, plugin)) != NULL) {
         s->ops = ops;
+        s->max_bytes = max_bytes;
         s->ud = make(arg, s);
         if (!s->ud) {
             free(s->key);
@@ -235,11 +238,19 @@ int dp_log_push(dp_log_sink *s, char *line, size_t len)
         atomic_fetch_sub_explicit(&s->queued, 1, memory_order_relaxed);
         goto drop;
     }
+    if (atomic_fetch_add_explicit(&s->queued_bytes, (long)len, memory_order_relaxed) + (long)len >
+            s->max_bytes &&
+        s->max_bytes > 0) {
+        atomic_fetch_sub_explicit(&s->queued_bytes, (long)len, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&s->queued, 1, memory_order_relaxed);
+        goto drop;
+    }
     atomic_fetch_add(&s->refs, 1); /* the entry's reference: we hold one, so refs > 0 */
     atomic_fetch_add(&outstanding, 1);
     if (ring_push(s, line, len) != 0) {
         atomic_fetch_sub(&outstanding, 1);
         atomic_fetch_sub_explicit(&s->queued, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&s->queued_bytes, (long)len, memory_order_relaxed);
         atomic_fetch_sub(&s->refs, 1); /* not the last: the caller's reference remains */
         goto drop;
     }
@@ -254,13 +265,14 @@ drop:
     return -1;
 }
 
-void dp_log_done(dp_log_sink *s, size_t n, int failed)
+void dp_log_done(dp_log_sink *s, size_t n, size_t bytes, int failed)
 {
     if (failed) {
         atomic_fetch_add(&s->failed, n);
         count(DP_METRIC_LOG_FAILED, s, n);
     }
     atomic_fetch_sub(&s->queued, (long)n);
+    atomic_fetch_sub(&s->queued_bytes, (long)bytes);
     atomic_fetch_sub(&outstanding, (long)n);
     sink_unref_n(s, (int)n); /* the entries' references: s may be gone after this */
 }
@@ -348,12 +360,14 @@ static void file_flush(file_batch *b)
         close(s->fd);
         s->fd = -1;
     }
-    size_t n = b->n;
-    for (size_t i = 0; i < n; i++)
+    size_t n = b->n, bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        bytes += b->iov[2 * i].iov_len;
         free(b->lines[i]);
+    }
     b->n = 0;
     b->sink = NULL;
-    dp_log_done(s, n, failed);
+    dp_log_done(s, n, bytes, failed);
 }
 
 static void file_add(file_batch *b, dp_log_sink *s, char *line, size_t len)

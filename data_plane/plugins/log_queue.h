@@ -37,16 +37,18 @@ typedef struct {
 } dp_log_sink_ops;
 
 /* Opens (or shares, when key matches a live sink of the same ops) a custom sink. key
- * identifies the configuration; max_queued bounds entries queued or in delivery; plugin
+ * identifies the configuration; max_queued bounds entries queued or in delivery, max_bytes
+ * (<= 0: no bound) their bytes (Kong's queue.max_entries and queue.max_bytes); plugin
  * names the metrics series ("http-log"). ud is created by the caller only when *created is
  * set on return: pass make(arg) to build it lazily. NULL when out of memory or make fails. */
 dp_log_sink *dp_log_sink_custom(const char *key, const dp_log_sink_ops *ops, long max_queued,
-                                const char *plugin, void *(*make)(void *arg, dp_log_sink *s),
-                                void *arg);
+                                long max_bytes, const char *plugin,
+                                void *(*make)(void *arg, dp_log_sink *s), void *arg);
 
-/* The custom sink delivered (failed = 0) or gave up on (failed = 1) n entries. Any thread;
+/* The custom sink delivered (failed = 0) or gave up on (failed = 1) n entries of bytes bytes
+ * in all (the lengths given to deliver). Any thread;
  * drops the entries' references, so the caller must not touch s afterwards. */
-void dp_log_done(dp_log_sink *s, size_t n, int failed);
+void dp_log_done(dp_log_sink *s, size_t n, size_t bytes, int failed);
 
 /* Drops a reference taken by dp_log_sink_file/http. Any thread. */
 void dp_log_sink_release(dp_log_sink *s);

@@ -73,7 +73,7 @@ def dp(upstream, prefix):
     d.stop()
 
 
-def test_metrics_after_traffic(dp):
+def test_metrics_after_traffic(dp, upstream):
     # several connections, so both workers serve some of them
     for _ in range(8):
         assert hit(dp, "/list/echo", 5) == 200
@@ -92,8 +92,11 @@ def test_metrics_after_traffic(dp):
     # the route whose plugin keeps Kong's defaults records nothing
     assert 'route="quiet"' not in text
     assert value(text, "sluice_data_plane_config_version") == 7
-    assert value(text, "sluice_upstream_target_health", upstream="pool",
-                 target="127.0.0.1:%d" % dp_upstream_port(text), state="healthchecks_off") == 1
+    target = "127.0.0.1:%d" % upstream.port
+    assert value(text, "sluice_upstream_target_health", upstream="pool", target=target,
+                 state="healthchecks_off") == 1
+    assert value(text, "sluice_upstream_target_health", upstream="pool", target=target,
+                 state="healthy") == 0
     assert value(text, "sluice_connections_total", state="accepted") >= 10
     assert value(text, "sluice_requests_total") >= 44
     # well-formed: every sample's family has a TYPE line
@@ -102,13 +105,6 @@ def test_metrics_after_traffic(dp):
         if line and not line.startswith("#"):
             name = re.match(r"^[a-z_]+", line).group(0)
             assert re.sub(r"_(bucket|count|sum)$", "", name) in families or name in families
-
-
-def dp_upstream_port(text):
-    m = re.search(r'sluice_upstream_target_health\{upstream="pool",target="127\.0\.0\.1:(\d+)"',
-                  text)
-    assert m, text
-    return int(m.group(1))
 
 
 def test_gateway_errors_count_as_kong(dp):

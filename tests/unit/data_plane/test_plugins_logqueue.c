@@ -140,7 +140,7 @@ static void test_unwritable_file_counts_failures(void **state)
 
 typedef struct {
     pthread_mutex_t mu;
-    size_t held;
+    size_t held, bytes;
     dp_log_sink *sink;
     _Atomic int destroyed;
 } holder;
@@ -151,6 +151,7 @@ static void hold_deliver(void *ud, char *line, size_t len)
     free(line);
     pthread_mutex_lock(&h->mu);
     h->held++;
+    h->bytes += len;
     pthread_mutex_unlock(&h->mu);
 }
 
@@ -172,7 +173,7 @@ static void *hold_make(void *arg, dp_log_sink *s)
 static void test_full_sink_drops_without_blocking(void **state)
 {
     static holder h = {.mu = PTHREAD_MUTEX_INITIALIZER};
-    dp_log_sink *s = dp_log_sink_custom("hold-1", &hold_ops, 100, "test", hold_make, &h);
+    dp_log_sink *s = dp_log_sink_custom("hold-1", &hold_ops, 100, 0, "test", hold_make, &h);
     assert_non_null(s);
     double t0 = now_ms();
     int queued = 0, dropped = 0;
@@ -194,10 +195,33 @@ static void test_full_sink_drops_without_blocking(void **state)
         usleep(10000);
     usleep(50000);
     assert_int_equal(atomic_load(&h.destroyed), 0);
-    dp_log_done(s, 100, 0);
+    dp_log_done(s, 100, h.bytes, 0);
     for (int i = 0; i < 200 && !atomic_load(&h.destroyed); i++)
         usleep(10000);
     assert_int_equal(atomic_load(&h.destroyed), 1);
+}
+
+static void test_byte_bound(void **state)
+{
+    static holder h = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    dp_log_sink *s = dp_log_sink_custom("hold-2", &hold_ops, 1000, 100, "test", hold_make, &h);
+    int queued = 0;
+    for (int i = 0; i < 50; i++) {
+        char *l = malloc(20);
+        memset(l, 'x', 20);
+        queued += dp_log_push(s, l, 20) == 0;
+    }
+    assert_int_equal(queued, 5); /* 100 bytes of 20-byte entries */
+    for (int i = 0; i < 100 && h.held < 5; i++)
+        usleep(10000);
+    dp_log_done(s, 5, h.bytes, 0); /* delivered: room again */
+    char *l = malloc(20);
+    memset(l, 'y', 20);
+    assert_int_equal(dp_log_push(s, l, 20), 0);
+    for (int i = 0; i < 100 && h.held < 6; i++)
+        usleep(10000);
+    dp_log_done(s, 1, 20, 0);
+    dp_log_sink_release(s);
 }
 
 /* --- the serializer --- */
@@ -497,6 +521,7 @@ int main(void)
         cmocka_unit_test(test_file_reopen_follows_rename),
         cmocka_unit_test(test_unwritable_file_counts_failures),
         cmocka_unit_test(test_full_sink_drops_without_blocking),
+        cmocka_unit_test(test_byte_bound),
         cmocka_unit_test(test_serializer_shape),
         cmocka_unit_test(test_http_log_batches),
         cmocka_unit_test(test_http_log_single_entries),
