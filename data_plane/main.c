@@ -9,6 +9,7 @@
 
 #include "data_plane/cluster/client.h"
 #include "data_plane/config/apply.h"
+#include "data_plane/plugins/log_queue.h"
 #include "data_plane/status/status.h"
 #include "data_plane/upstream/health.h"
 #include "data_plane/tls/tls.h"
@@ -61,6 +62,8 @@ static void finish(void)
         dp_worker_join(&workers[i]);
     dp_status_stop();
     dp_health_stop();
+    /* Log entries still queued when the workers stopped are written, within a bound. */
+    dp_log_flush(2000);
     uv_close((uv_handle_t *)&sig_term, NULL);
     uv_close((uv_handle_t *)&sig_int, NULL);
     uv_close((uv_handle_t *)&sig_hup, NULL);
