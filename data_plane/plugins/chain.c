@@ -193,6 +193,8 @@ static int build_route_chain(dp_route_chain *rc, const dp_plugin_instance **cand
         s->plugin = cands[i]->plugin;
         s->cands = &rc->cands[nc];
         for (size_t k = i; k < j; k++) {
+            if (s->plugin->wants_body && s->plugin->wants_body(cands[k]->state))
+                rc->wants_body = 1;
             if (!cands[k]->consumer_id) {
                 if (!s->dflt || cands[k]->level > s->dflt->level)
                     s->dflt = cands[k];
@@ -208,6 +210,8 @@ static int build_route_chain(dp_route_chain *rc, const dp_plugin_instance **cand
             rc->has_request_body = 1;
         if (s->plugin->header_filter)
             rc->has_header_filter = 1;
+        if (s->plugin->log)
+            rc->has_log = 1;
         i = j;
     }
     return 0;
@@ -464,6 +468,11 @@ dp_plugin_result dp_plugin_run_access(const dp_plugin_chain *c, dp_plugin_req *r
             return DP_PLUGIN_RESPOND;
     }
     return DP_PLUGIN_CONTINUE;
+}
+
+int dp_plugin_wants_body(const dp_plugin_req *req)
+{
+    return req->chain && req->chain->wants_body;
 }
 
 dp_plugin_result dp_plugin_run_request_body(dp_plugin_req *req, const char *data, size_t len)

@@ -33,7 +33,8 @@ struct dp_route_chain {
     dp_slot *slots; /* descending priority */
     size_t n;
     const dp_plugin_instance **cands; /* storage for the slots' cands */
-    int has_body_filter, has_request_body, has_header_filter;
+    int has_body_filter, has_request_body, has_header_filter, has_log;
+    int wants_body; /* some instance's wants_body said yes */
 };
 
 struct dp_plugin_gen {

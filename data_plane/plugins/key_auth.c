@@ -12,6 +12,7 @@
 
 typedef struct {
     const char *key, *id; /* generation config memory */
+    size_t key_len;
     const dp_consumer *consumer;
     int64_t expires; /* seconds since the epoch; 0: never (ttl) */
 } ka_cred;
@@ -59,8 +60,10 @@ static int ka_gen_init(const json_t *config, const dp_plugin_gen *gen, void **sh
         json_int_t ttl = json_integer_value(json_object_get(c, "ttl"));
         json_int_t created = json_integer_value(json_object_get(c, "created_at"));
         k->expires = ttl > 0 ? (int64_t)(created + ttl) : 0;
-        if (k->key && k->consumer)
+        if (k->key && k->consumer) {
+            k->key_len = strlen(k->key);
             ix->n++;
+        }
     }
     qsort(ix->creds, ix->n, sizeof(ka_cred), cred_cmp);
     *shared = ix;
@@ -216,24 +219,30 @@ static int json_key(dp_slice body, const char *name, char *out, size_t cap)
     return found;
 }
 
-static int find_key(ka_conf *c, dp_plugin_req *req, char *key, size_t cap)
+/* The key of the request: from a header, a slice of the received bytes; else decoded into
+ * arena memory. 0 when none (or too long), -1 when the arena is exhausted. */
+static int find_key(ka_conf *c, dp_plugin_req *req, dp_slice *out)
 {
     dp_slice q = req->up_query_set ? req->up_query : req->query;
+    const size_t cap = MAX_KEY + 1;
+    char *key = NULL; /* for decoded keys, allocated on first need */
     for (size_t i = 0; i < c->nnames; i++) {
         const char *name = c->names[i];
         const dp_slice *h = c->in_header ? dp_plugin_req_header(req, name) : NULL;
         if (h && h->len) {
             if (h->len >= cap)
                 return 0;
-            memcpy(key, h->p, h->len);
-            key[h->len] = 0;
+            *out = *h; /* the bytes stay in the connection buffer; the list entry may not */
             if (c->hide)
                 dp_plugin_up_header_remove(req, name);
             return 1;
         }
+        if (!key && (c->in_query || c->in_body) && !(key = dp_arena_alloc(req->arena, cap)))
+            return -1;
         dp_slice v, where;
         if (c->in_query && q.len && find_param(q, name, &v, &where) && v.len) {
             url_decode(v, key, cap);
+            *out = dp_slice_cstr(key); /* up to a decoded NUL, like a C string lookup */
             if (c->hide) {
                 req->up_query = query_without(req, q, where);
                 req->up_query_set = 1;
@@ -243,18 +252,42 @@ static int find_key(ka_conf *c, dp_plugin_req *req, char *key, size_t cap)
         if (c->in_body && req->body_complete && req->body.len) {
             const dp_slice *ct = dp_plugin_req_header(req, "content-type");
             if (ct && ct->len >= 16 && strncasecmp(ct->p, "application/json", 16) == 0) {
-                if (json_key(req->body, name, key, cap))
+                if (json_key(req->body, name, key, cap)) {
+                    *out = dp_slice_cstr(key);
                     return 1;
+                }
             } else if (ct && ct->len >= 33 &&
                        strncasecmp(ct->p, "application/x-www-form-urlencoded", 33) == 0) {
                 if (find_param(req->body, name, &v, &where) && v.len) {
                     url_decode(v, key, cap);
+                    *out = dp_slice_cstr(key);
                     return 1;
                 }
             }
         }
     }
     return 0;
+}
+
+/* The credential whose key is k (binary search in strcmp order), or NULL. */
+static const ka_cred *cred_find(const ka_index *ix, dp_slice k)
+{
+    size_t lo = 0, hi = ix->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        const ka_cred *x = &ix->creds[mid];
+        size_t m = x->key_len < k.len ? x->key_len : k.len;
+        int r = m ? memcmp(x->key, k.p, m) : 0;
+        if (!r)
+            r = x->key_len < k.len ? -1 : x->key_len > k.len;
+        if (!r)
+            return x;
+        if (r < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
 }
 
 static dp_plugin_result unauthorized(ka_conf *c, dp_plugin_req *req, const char *msg)
@@ -271,13 +304,13 @@ static dp_plugin_result ka_access(void *state, dp_plugin_req *req, void **ctx)
     /* several auth plugins with anonymous: the first that identifies someone wins */
     if (req->consumer && !req->anonymous && c->anonymous)
         return DP_PLUGIN_CONTINUE;
-    char *key = dp_arena_alloc(req->arena, MAX_KEY + 1);
-    if (!key)
-        return dp_plugin_respond(req, 500, "An unexpected error occurred");
     const char *msg = "No API key found in request";
-    if (find_key(c, req, key, MAX_KEY + 1)) {
-        ka_cred want = {.key = key};
-        const ka_cred *k = bsearch(&want, c->ix->creds, c->ix->n, sizeof(ka_cred), cred_cmp);
+    dp_slice key;
+    int found = find_key(c, req, &key);
+    if (found < 0)
+        return dp_plugin_respond(req, 500, "An unexpected error occurred");
+    if (found) {
+        const ka_cred *k = cred_find(c->ix, key);
         if (k && (!k->expires || time(NULL) < k->expires)) {
             dp_plugin_authenticate(req, k->consumer, k->id);
             return DP_PLUGIN_CONTINUE;

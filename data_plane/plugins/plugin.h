@@ -93,6 +93,15 @@ struct dp_plugin_req {
     int up_query_set;
     dp_slice up_path;
     int up_path_set;
+    /* a new method (request-transformer's http_method) and a whole new body (arena; sent with
+     * its own Content-Length); set them with dp_plugin_up_method / dp_plugin_up_body */
+    dp_slice up_method;
+    int up_method_set;
+    dp_slice up_body;
+    int up_body_set;
+    /* the proxy holds the whole body (read before access because a plugin's wants_body said
+     * so, or the request has none): only then may a plugin replace it */
+    int body_replaceable;
 
     /* the response a plugin gave (dp_plugin_respond) */
     int response_status;
@@ -129,7 +138,15 @@ typedef struct dp_plugin {
     void (*header_filter)(void *state, dp_plugin_req *req, void **ctx);
     void (*body_filter)(void *state, dp_plugin_req *req, void **ctx, dp_slice *chunk, int eof);
     void (*log)(void *state, dp_plugin_req *req, void **ctx);
+    /* Whether this instance's access phase needs the whole request body (e.g. to rewrite it):
+     * the proxy then reads a Content-Length body up to DP_PLUGIN_MAX_BODY before access (into
+     * req->body, body_complete and body_replaceable set). NULL: never. */
+    int (*wants_body)(const void *state);
 } dp_plugin;
+
+/* The largest request body the proxy reads before access for wants_body plugins; larger and
+ * chunked bodies stream as usual (body_complete stays 0). */
+#define DP_PLUGIN_MAX_BODY (1024 * 1024)
 
 /* A generation's plugins: per route, the resolved slots. */
 typedef struct dp_plugin_chain_data dp_plugin_chain_data;
@@ -161,12 +178,28 @@ void dp_plugin_chain_free(dp_plugin_chain *c);
 int dp_plugin_req_begin(dp_plugin_req *req, const dp_plugin_chain *c, size_t route_index);
 
 dp_plugin_result dp_plugin_run_access(const dp_plugin_chain *c, dp_plugin_req *req);
+/* True when some access plugin of the request's chain wants the whole body (wants_body). */
+int dp_plugin_wants_body(const dp_plugin_req *req);
+/* Before header_filter of a proxied response: when header_filter plugins will run, puts the
+ * gateway's own response headers (Via, appended to rh's; X-Sluice-Upstream-Latency and
+ * X-Sluice-Proxy-Latency, given in ms) among the response headers so plugins see and may
+ * remove them, like Kong sets its headers before plugins' header_filter. Returns `headers`
+ * (DP_HDR_*) without the bits now handled, for dp_rewrite_response. */
+unsigned dp_plugin_own_headers(dp_plugin_req *req, const dp_h1_head *rh, unsigned headers,
+                               long upstream_ms, long proxy_ms);
 /* Streams a piece of request body through request_body callbacks. */
 dp_plugin_result dp_plugin_run_request_body(dp_plugin_req *req, const char *data, size_t len);
 /* Runs header_filter for an upstream response head and returns the head to send: rh itself
  * when nothing changed, else an arena copy with the edited headers (Content-Length dropped
  * and chunked set when the body changes). NULL when the arena is exhausted. */
 const dp_h1_head *dp_plugin_response_filter(dp_plugin_req *req, const dp_h1_head *rh);
+/* When dp_plugin_response_filter returned rh although plugins set response headers (they need
+ * no merging: no header_filter or log plugin, no same-named upstream header), they go after
+ * the head dp_rewrite_response wrote: _size is the room they need past its cap, and
+ * dp_plugin_resp_append inserts them before the head's blank line. Returns the new length
+ * (len when nothing to add), -1 when cap is short. */
+size_t dp_plugin_resp_append_size(const dp_plugin_req *req);
+long dp_plugin_resp_append(const dp_plugin_req *req, char *head, size_t len, size_t cap);
 /* Runs body_filter callbacks over a response body piece (eof: the body ended; chunk may be
  * empty). *chunk gets what to send. */
 void dp_plugin_run_body_filter(dp_plugin_req *req, dp_slice *chunk, int eof);
@@ -185,6 +218,14 @@ long dp_plugin_render_response(dp_plugin_req *req, int status, const char *messa
 /* The request head to send upstream: h itself when no plugin edited headers or the query,
  * else an arena copy carrying the edits. NULL when the arena is exhausted. */
 const dp_h1_head *dp_plugin_upstream_head(dp_plugin_req *req, const dp_h1_head *h);
+/* When dp_plugin_upstream_head returned h although plugins edited headers (they only appended
+ * headers dp_rewrite_request passes as they are: X-Consumer-* and such), those go after the
+ * head dp_rewrite_request wrote: _size is the room they need past its cap, and
+ * dp_plugin_up_append inserts them before the head's blank line. Returns the new length (len
+ * when nothing to add), -1 when cap is short. */
+size_t dp_plugin_up_append_size(const dp_plugin_req *req, const dp_h1_head *h);
+long dp_plugin_up_append(const dp_plugin_req *req, const dp_h1_head *h, char *head, size_t len,
+                         size_t cap);
 
 /* --- for plugins (chain.c) --- */
 
@@ -204,6 +245,11 @@ const dp_slice *dp_plugin_req_header(dp_plugin_req *req, const char *name);
 int dp_plugin_up_header_set(dp_plugin_req *req, const char *name, dp_slice value);
 int dp_plugin_up_header_add(dp_plugin_req *req, const char *name, dp_slice value);
 int dp_plugin_up_header_remove(dp_plugin_req *req, const char *name);
+/* The method sent upstream (copied). Returns 0, -1 on arena exhaustion. */
+int dp_plugin_up_method(dp_plugin_req *req, dp_slice method);
+/* Replaces the body sent upstream (copied; Content-Length follows). Returns 0, or -1 when the
+ * body isn't req->body_replaceable or on arena exhaustion. */
+int dp_plugin_up_body(dp_plugin_req *req, dp_slice body);
 
 /* Response header edits (any phase; see resp_headers). */
 const dp_slice *dp_plugin_resp_header(dp_plugin_req *req, const char *name);

@@ -2,6 +2,7 @@
  * year, UTC) counted in this node's shared counters (counters.h), exact across worker
  * threads. Identifies the client like Kong (consumer, credential, ip, service, header, path,
  * falling back to the client address) and sends RateLimit-* / X-RateLimit-* headers. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,11 +20,16 @@ static const char *const remaining_hdr[NWINDOWS] = {
     "X-RateLimit-Remaining-Second", "X-RateLimit-Remaining-Minute", "X-RateLimit-Remaining-Hour",
     "X-RateLimit-Remaining-Day",    "X-RateLimit-Remaining-Month",  "X-RateLimit-Remaining-Year"};
 
+_Static_assert(NWINDOWS <= DP_COUNTER_MAX_WINDOWS, "one counter call takes every window");
+
 enum { BY_CONSUMER, BY_CREDENTIAL, BY_IP, BY_SERVICE, BY_HEADER, BY_PATH };
 
 typedef struct {
     char *id;
-    uint64_t limit[NWINDOWS]; /* 0: window not configured */
+    size_t id_len;
+    uint64_t limit[NWINDOWS];     /* 0: window not configured */
+    char limit_str[NWINDOWS][21]; /* their decimal text, for the headers of every request */
+    size_t limit_len[NWINDOWS];
     int by;
     char *header_name, *path;
     int hide;
@@ -48,6 +54,32 @@ static char *dup_or_null(const char *s)
     return s ? strdup(s) : NULL;
 }
 
+/* Writes v in decimal at out (at least 20 bytes), two digits per division; returns its
+ * length. snprintf cost more than the rest of the plugin. */
+static size_t put_u64(char *out, uint64_t v)
+{
+    static const char pairs[] = "00010203040506070809101112131415161718192021222324252627282930"
+                                "31323334353637383940414243444546474849505152535455565758596061"
+                                "62636465666768697071727374757677787980818283848586878889909192"
+                                "93949596979899";
+    char d[20], *p = d + sizeof(d);
+    while (v >= 100) {
+        unsigned r = (unsigned)(v % 100);
+        v /= 100;
+        p -= 2;
+        memcpy(p, pairs + 2 * r, 2);
+    }
+    if (v >= 10) {
+        p -= 2;
+        memcpy(p, pairs + 2 * v, 2);
+    } else {
+        *--p = (char)('0' + v);
+    }
+    size_t n = (size_t)(d + sizeof(d) - p);
+    memcpy(out, p, n);
+    return n;
+}
+
 static int rl_init(const json_t *config, const char *id, void *shared, void **state, char *err,
                    size_t errlen)
 {
@@ -56,10 +88,12 @@ static int rl_init(const json_t *config, const char *id, void *shared, void **st
         return -1;
     *state = c;
     c->id = strdup(id);
+    c->id_len = strlen(id);
     for (int w = 0; w < NWINDOWS; w++) {
         const json_t *v = json_object_get(config, wnames[w]);
         double d = json_is_number(v) ? json_number_value(v) : 0;
         c->limit[w] = d >= 1 ? (uint64_t)d : d > 0 ? 1 : 0;
+        c->limit_len[w] = put_u64(c->limit_str[w], c->limit[w]);
     }
     static const char *const bys[] = {"consumer", "credential", "ip", "service", "header", "path"};
     const char *by = json_string_value(json_object_get(config, "limit_by"));
@@ -109,13 +143,21 @@ static dp_slice identifier(const rl_conf *c, dp_plugin_req *req)
     return s ? dp_slice_cstr(s) : req->client_ip;
 }
 
-/* The calendar window (UTC) of kind w containing now. */
+/* The calendar window (UTC) of kind w containing now. Months and years need the calendar
+ * (gmtime/timegm, costly per request): each thread keeps the last window it computed. */
 static void window_of(int w, int64_t now, int64_t *start, int64_t *end)
 {
     static const int64_t fixed[] = {1, 60, 3600, 86400};
     if (w <= W_DAY) {
         *start = now - now % fixed[w];
         *end = *start + fixed[w];
+        return;
+    }
+    static _Thread_local int64_t cached[2][2]; /* [month, year][start, end) */
+    int64_t *cw = cached[w - W_MONTH];
+    if (cw[1] && cw[0] <= now && now < cw[1]) {
+        *start = cw[0];
+        *end = cw[1];
         return;
     }
     time_t t = (time_t)now;
@@ -131,83 +173,84 @@ static void window_of(int w, int64_t now, int64_t *start, int64_t *end)
     else
         tm.tm_mon++;
     *end = (int64_t)timegm(&tm);
+    cw[0] = *start;
+    cw[1] = *end;
 }
 
-static void set_num(dp_plugin_req *req, const char *name, long long v)
+/* Our header names: RateLimit-*, X-RateLimit-*, Retry-After. */
+static int ours(dp_slice n)
 {
-    char b[24];
-    int n = snprintf(b, sizeof(b), "%lld", v);
-    dp_plugin_resp_header_set(req, name, (dp_slice){b, (size_t)n});
+    return (n.len >= 10 && strncasecmp(n.p, "ratelimit-", 10) == 0) ||
+           (n.len >= 12 && strncasecmp(n.p, "x-ratelimit-", 12) == 0) ||
+           (n.len == 11 && strncasecmp(n.p, "retry-after", 11) == 0);
+}
+
+/* Sets a response header; fresh: adds it, as no header of ours is there to replace. */
+static void set_hdr(dp_plugin_req *req, int fresh, const char *name, dp_slice v)
+{
+    if (fresh)
+        dp_plugin_resp_header_add(req, name, v);
+    else
+        dp_plugin_resp_header_set(req, name, v);
+}
+
+static void set_num(dp_plugin_req *req, int fresh, const char *name, uint64_t v)
+{
+    char b[20];
+    set_hdr(req, fresh, name, (dp_slice){b, put_u64(b, v)});
+}
+
+/* The configured limit of window kind w, as header text. */
+static dp_slice limit_text(const rl_conf *c, int w)
+{
+    return (dp_slice){c->limit_str[w], c->limit_len[w]};
 }
 
 static dp_plugin_result rl_access(void *state, dp_plugin_req *req, void **ctx)
 {
     rl_conf *c = state;
     dp_slice ident = identifier(c, req);
-    /* what is counted: this plugin (its scope), the identifier */
-    size_t klen = strlen(c->id) + 1 + ident.len;
-    char *kb = dp_arena_alloc(req->arena, klen);
-    if (!kb)
-        return DP_PLUGIN_CONTINUE;
-    memcpy(kb, c->id, strlen(c->id) + 1);
-    memcpy(kb + strlen(c->id) + 1, ident.p, ident.len);
+    /* what is counted: this plugin (its scope), the identifier; the id's NUL separates them */
     dp_counter_key base;
-    dp_counter_key_digest(&base, kb, klen);
+    dp_counter_key_digest2(&base, c->id, c->id_len + 1, ident.p, ident.len);
     int64_t now = (int64_t)time(NULL);
+    /* the configured windows, shortest first */
     dp_counter_key keys[NWINDOWS];
-    uint64_t count[NWINDOWS];
-    int taken[NWINDOWS] = {0};
-    int stop = -1;
+    uint64_t limits[NWINDOWS], count[NWINDOWS];
+    int kind[NWINDOWS];
+    size_t n = 0;
     for (int w = 0; w < NWINDOWS; w++) {
         if (!c->limit[w])
             continue;
-        keys[w] = base;
-        window_of(w, now, &keys[w].window_start, &keys[w].window_end);
-        taken[w] = dp_counter_take(&keys[w], c->limit[w], now, &count[w]);
-        if (!taken[w]) {
-            stop = w;
-            break;
-        }
+        keys[n] = base;
+        window_of(w, now, &keys[n].window_start, &keys[n].window_end);
+        limits[n] = c->limit[w];
+        kind[n++] = w;
     }
-    if (stop >= 0) { /* refused: the units taken in the other windows go back */
-        for (int w = 0; w < stop; w++)
-            if (taken[w]) {
-                dp_counter_give_back(&keys[w], now);
-                count[w]--;
-            }
-        for (int w = stop + 1; w < NWINDOWS && !c->hide; w++)
-            if (c->limit[w]) { /* not reached: their headers show the current use */
-                keys[w] = base;
-                window_of(w, now, &keys[w].window_start, &keys[w].window_end);
-                count[w] = dp_counter_get(&keys[w], now);
-            }
-    }
-    if (!c->hide) {
+    int stop = dp_counter_take_all(keys, limits, n, now, count);
+    if (!c->hide && n) {
         /* RateLimit-*: the most restrictive window (least remaining; the longer on a tie) */
-        int best = -1;
+        size_t best = 0;
         uint64_t best_rem = 0;
-        for (int w = 0; w < NWINDOWS; w++) {
-            if (!c->limit[w])
-                continue;
-            uint64_t rem = count[w] >= c->limit[w] ? 0 : c->limit[w] - count[w];
-            if (w == stop)
-                rem = 0;
-            set_num(req, limit_hdr[w], (long long)c->limit[w]);
-            set_num(req, remaining_hdr[w], (long long)rem);
-            if (best < 0 || rem <= best_rem) {
-                best = w;
+        int fresh = 1; /* usually nothing set them before: adding skips a scan per header */
+        for (size_t i = 0; i < req->resp_headers.n && fresh; i++)
+            fresh = !ours(req->resp_headers.items[i].name);
+        for (size_t i = 0; i < n; i++) {
+            uint64_t rem = count[i] >= limits[i] || (int)i == stop ? 0 : limits[i] - count[i];
+            set_hdr(req, fresh, limit_hdr[kind[i]], limit_text(c, kind[i]));
+            set_num(req, fresh, remaining_hdr[kind[i]], rem);
+            if (i == 0 || rem <= best_rem) {
+                best = i;
                 best_rem = rem;
             }
         }
-        if (best >= 0) {
-            int64_t reset = keys[best].window_end - now;
-            set_num(req, "RateLimit-Limit", (long long)c->limit[best]);
-            set_num(req, "RateLimit-Remaining", (long long)best_rem);
-            set_num(req, "RateLimit-Reset", (long long)(reset > 0 ? reset : 1));
-            if (stop >= 0) {
-                int64_t ra = keys[stop].window_end - now;
-                set_num(req, "Retry-After", (long long)(ra > 0 ? ra : 1));
-            }
+        int64_t reset = keys[best].window_end - now;
+        set_hdr(req, fresh, "RateLimit-Limit", limit_text(c, kind[best]));
+        set_num(req, fresh, "RateLimit-Remaining", best_rem);
+        set_num(req, fresh, "RateLimit-Reset", (uint64_t)(reset > 0 ? reset : 1));
+        if (stop >= 0) {
+            int64_t ra = keys[stop].window_end - now;
+            set_num(req, fresh, "Retry-After", (uint64_t)(ra > 0 ? ra : 1));
         }
     }
     if (stop >= 0)

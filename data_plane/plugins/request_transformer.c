@@ -1,10 +1,19 @@
 /* request-transformer (PRIORITY 801), Kong's kong/plugins/request-transformer/access.lua: in
- * the access phase, for headers and the query string, in Kong's order: remove, rename
- * ("old:new", only when old is present), replace ("name:value", only when present), add (only
- * when absent), append (always, as another value); then replace.uri as the upstream path.
- * Values are literal (Kong's $(...) Lua templates are not supported). Query parameters keep
- * their order; new ones are appended percent-encoded. */
+ * the access phase, in Kong's order: replace.uri as the upstream path, http_method, then
+ * headers, body and query string each with remove, rename ("old:new", only when old is
+ * present), replace ("name:value", only when present), add (only when absent), append (always,
+ * as another value). Values are literal (Kong's $(...) Lua templates are not supported). Query
+ * and form parameters keep their order; new ones are appended percent-encoded. A Host header
+ * set here becomes the upstream Host (the proxy reads it back).
+ *
+ * Bodies: application/x-www-form-urlencoded and top-level members of a JSON object (values
+ * are strings, like Kong's). wants_body makes the proxy read a Content-Length body up to
+ * DP_PLUGIN_MAX_BODY before access; the new body goes up with its own Content-Length. Chunked
+ * or larger bodies pass untransformed (a [warn] once), as Kong only rewrites a body it could
+ * read; multipart/form-data passes untransformed too (not implemented). http_method GET,
+ * HEAD or TRACE moves a form body's parameters into the query string, like Kong. */
 #include <ctype.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +21,8 @@
 #include "data_plane/plugins/plugin.h"
 #include "proto/log.h"
 
-#define MAX_PARAMS 128 /* query parameters handled; more pass untransformed */
+#define MAX_PARAMS 128       /* query parameters handled; more pass untransformed */
+#define MAX_BODY_PARAMS 1024 /* form body parameters handled; more pass untransformed */
 
 typedef struct {
     char *name, *value; /* value NULL for remove */
@@ -27,8 +37,10 @@ enum { A_REMOVE, A_RENAME, A_REPLACE, A_ADD, A_APPEND, A__N };
 static const char *const ACTIONS[A__N] = {"remove", "rename", "replace", "add", "append"};
 
 typedef struct {
-    pairs headers[A__N], query[A__N];
-    char *uri; /* replace.uri */
+    pairs headers[A__N], query[A__N], body[A__N];
+    char *uri;    /* replace.uri */
+    char *method; /* http_method */
+    int body_work;
 } rt_conf;
 
 static void pairs_free(pairs *p)
@@ -48,8 +60,10 @@ static void rt_free(void *state)
     for (int a = 0; a < A__N; a++) {
         pairs_free(&c->headers[a]);
         pairs_free(&c->query[a]);
+        pairs_free(&c->body[a]);
     }
     free(c->uri);
+    free(c->method);
     free(c);
 }
 
@@ -89,8 +103,14 @@ static int rt_init(const json_t *config, const char *id, void *shared, void **st
         goto oom;
     for (int a = 0; a < A__N; a++)
         if (parse_list(config, a, "headers", &c->headers[a]) != 0 ||
-            parse_list(config, a, "querystring", &c->query[a]) != 0)
+            parse_list(config, a, "querystring", &c->query[a]) != 0 ||
+            parse_list(config, a, "body", &c->body[a]) != 0)
             goto oom;
+    for (int a = 0; a < A__N; a++)
+        c->body_work |= c->body[a].n > 0;
+    const char *m = json_string_value(json_object_get(config, "http_method"));
+    if (m && !(c->method = strdup(m)))
+        goto oom;
     const char *uri = json_string_value(json_object_get(json_object_get(config, "replace"), "uri"));
     if (uri && !(c->uri = strdup(uri)))
         goto oom;
@@ -204,9 +224,9 @@ static int q_has(const qparam *q, size_t n, const char *key)
     return 0;
 }
 
-static int q_push(dp_arena *a, qparam *q, size_t *n, const char *key, dp_slice value)
+static int q_push(dp_arena *a, qparam *q, size_t *n, size_t max, const char *key, dp_slice value)
 {
-    if (*n >= MAX_PARAMS)
+    if (*n >= max)
         return -1;
     dp_slice ek = url_encode(a, key);
     char *dk = dp_arena_strndup(a, key, strlen(key));
@@ -216,34 +236,36 @@ static int q_push(dp_arena *a, qparam *q, size_t *n, const char *key, dp_slice v
     return 0;
 }
 
-static int has_query_work(const rt_conf *c)
+static int has_work(const pairs *acts)
 {
     for (int a = 0; a < A__N; a++)
-        if (c->query[a].n)
+        if (acts[a].n)
             return 1;
     return 0;
 }
 
-static void transform_query(const rt_conf *c, dp_plugin_req *req)
+static _Atomic int warned_params, warned_body;
+
+/* Applies acts[A__N] to the form-encoded parameters in `in` (a query string or a form body),
+ * at most max of them (room for the added ones included). Returns 0 with *out in the arena,
+ * -1 when `in` must pass untransformed. */
+static int transform_params(const pairs *acts, dp_arena *a, dp_slice in, size_t max,
+                            const char *what, dp_slice *out)
 {
-    dp_arena *a = req->arena;
-    qparam *q = dp_arena_alloc(a, MAX_PARAMS * sizeof(qparam));
+    qparam *q = dp_arena_alloc(a, max * sizeof(qparam));
     if (!q)
-        return;
+        return -1;
     size_t n = 0;
-    dp_slice in = req->query;
     for (size_t i = 0; i < in.len;) {
         const char *amp = memchr(in.p + i, '&', in.len - i);
         size_t end = amp ? (size_t)(amp - in.p) : in.len;
         if (end > i) {
-            if (n == MAX_PARAMS) {
-                static int warned;
-                if (!warned)
-                    sl_warn("request-transformer: more than %d query parameters: query string "
-                            "passed untransformed",
-                            MAX_PARAMS);
-                warned = 1;
-                return;
+            if (n == max) {
+                if (!atomic_exchange(&warned_params, 1))
+                    sl_warn("request-transformer: more than %zu %s parameters: passed "
+                            "untransformed",
+                            max, what);
+                return -1;
             }
             dp_slice piece = {in.p + i, end - i};
             const char *eq = memchr(piece.p, '=', piece.len);
@@ -251,22 +273,22 @@ static void transform_query(const rt_conf *c, dp_plugin_req *req)
             p->key = eq ? (dp_slice){piece.p, (size_t)(eq - piece.p)} : piece;
             p->value = eq ? (dp_slice){eq + 1, piece.len - p->key.len - 1} : (dp_slice){NULL, 0};
             if (!(p->dkey = url_decode(a, p->key)))
-                return;
+                return -1;
         }
         i = end + 1;
     }
-    for (size_t i = 0; i < c->query[A_REMOVE].n; i++)
-        q_remove(q, &n, c->query[A_REMOVE].items[i].name);
-    for (size_t i = 0; i < c->query[A_RENAME].n; i++) {
-        const pair *p = &c->query[A_RENAME].items[i];
+    for (size_t i = 0; i < acts[A_REMOVE].n; i++)
+        q_remove(q, &n, acts[A_REMOVE].items[i].name);
+    for (size_t i = 0; i < acts[A_RENAME].n; i++) {
+        const pair *p = &acts[A_RENAME].items[i];
         for (size_t k = 0; k < n; k++)
             if (strcmp(q[k].dkey, p->name) == 0) {
                 q[k].key = url_encode(a, p->value);
                 q[k].dkey = p->value;
             }
     }
-    for (size_t i = 0; i < c->query[A_REPLACE].n; i++) {
-        const pair *p = &c->query[A_REPLACE].items[i];
+    for (size_t i = 0; i < acts[A_REPLACE].n; i++) {
+        const pair *p = &acts[A_REPLACE].items[i];
         /* in place: the first occurrence takes the value, repeats go */
         size_t k = 0;
         int seen = 0;
@@ -280,21 +302,21 @@ static void transform_query(const rt_conf *c, dp_plugin_req *req)
         }
         n = k;
     }
-    for (size_t i = 0; i < c->query[A_ADD].n; i++) {
-        const pair *p = &c->query[A_ADD].items[i];
+    for (size_t i = 0; i < acts[A_ADD].n; i++) {
+        const pair *p = &acts[A_ADD].items[i];
         if (!q_has(q, n, p->name))
-            q_push(a, q, &n, p->name, url_encode(a, p->value));
+            q_push(a, q, &n, max, p->name, url_encode(a, p->value));
     }
-    for (size_t i = 0; i < c->query[A_APPEND].n; i++) {
-        const pair *p = &c->query[A_APPEND].items[i];
-        q_push(a, q, &n, p->name, url_encode(a, p->value));
+    for (size_t i = 0; i < acts[A_APPEND].n; i++) {
+        const pair *p = &acts[A_APPEND].items[i];
+        q_push(a, q, &n, max, p->name, url_encode(a, p->value));
     }
     size_t len = 0;
     for (size_t i = 0; i < n; i++)
         len += q[i].key.len + q[i].value.len + 2;
     char *o = dp_arena_alloc(a, len + 1);
     if (!o)
-        return;
+        return -1;
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         if (i)
@@ -307,20 +329,183 @@ static void transform_query(const rt_conf *c, dp_plugin_req *req)
             k += q[i].value.len;
         }
     }
-    req->up_query = (dp_slice){o, k};
+    *out = (dp_slice){o, k};
+    return 0;
+}
+
+/* The query string going upstream: an earlier step's (http_method) or the client's. */
+static dp_slice current_query(const dp_plugin_req *req)
+{
+    return req->up_query_set ? req->up_query : req->query;
+}
+
+static void transform_query(const rt_conf *c, dp_plugin_req *req)
+{
+    dp_slice out;
+    if (transform_params(c->query, req->arena, current_query(req), MAX_PARAMS, "query", &out) ==
+        0) {
+        req->up_query = out;
+        req->up_query_set = 1;
+    }
+}
+
+/* --- body --- */
+
+typedef enum { BODY_OTHER, BODY_FORM, BODY_JSON, BODY_MULTIPART } body_kind;
+
+/* The media type of the Content-Type going upstream (after the header actions, like Kong). */
+static body_kind kind_of(dp_plugin_req *req)
+{
+    const dp_slice *ct = dp_plugin_req_header(req, "content-type");
+    if (!ct)
+        return BODY_OTHER;
+    size_t n = 0;
+    while (n < ct->len && ct->p[n] != ';' && ct->p[n] != ' ')
+        n++;
+    dp_slice mt = {ct->p, n};
+    if (dp_slice_ieq(mt, "application/x-www-form-urlencoded"))
+        return BODY_FORM;
+    if (dp_slice_ieq(mt, "application/json"))
+        return BODY_JSON;
+    if (dp_slice_ieq(mt, "multipart/form-data"))
+        return BODY_MULTIPART;
+    return BODY_OTHER;
+}
+
+/* The client's whole body, or 0 when the proxy couldn't read it first (chunked or past
+ * DP_PLUGIN_MAX_BODY): Kong leaves such bodies alone too. */
+static int whole_body(dp_plugin_req *req, dp_slice *body)
+{
+    if (!req->body_replaceable) {
+        if (!atomic_exchange(&warned_body, 1))
+            sl_warn("request-transformer: a %s request body passed untransformed (only "
+                    "Content-Length bodies up to %d bytes are rewritten)",
+                    req->chunked ? "chunked" : "large", DP_PLUGIN_MAX_BODY);
+        return 0;
+    }
+    *body = req->body_complete ? req->body : (dp_slice){"", 0};
+    return 1;
+}
+
+/* append: a missing key takes the value, an array grows, a single value becomes a pair. */
+static void json_append(json_t *doc, const char *name, const char *value)
+{
+    json_t *old = json_object_get(doc, name);
+    if (!old) {
+        json_object_set_new(doc, name, json_string(value));
+    } else if (json_is_array(old)) {
+        json_array_append_new(old, json_string(value));
+    } else {
+        json_t *arr = json_array();
+        json_array_append(arr, old);
+        json_array_append_new(arr, json_string(value));
+        json_object_set_new(doc, name, arr);
+    }
+}
+
+/* Top-level members of a JSON object; a body that isn't one passes unchanged (Kong too). */
+static void transform_json(const rt_conf *c, dp_plugin_req *req, dp_slice body)
+{
+    json_error_t e;
+    json_t *doc = body.len ? json_loadb(body.p, body.len, 0, &e) : json_object();
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        return;
+    }
+    for (size_t i = 0; i < c->body[A_REMOVE].n; i++)
+        json_object_del(doc, c->body[A_REMOVE].items[i].name);
+    for (size_t i = 0; i < c->body[A_RENAME].n; i++) {
+        const pair *p = &c->body[A_RENAME].items[i];
+        json_t *v = json_object_get(doc, p->name);
+        if (!v)
+            continue;
+        json_incref(v);
+        json_object_del(doc, p->name);
+        json_object_set_new(doc, p->value, v);
+    }
+    for (size_t i = 0; i < c->body[A_REPLACE].n; i++) {
+        const pair *p = &c->body[A_REPLACE].items[i];
+        if (json_object_get(doc, p->name))
+            json_object_set_new(doc, p->name, json_string(p->value));
+    }
+    for (size_t i = 0; i < c->body[A_ADD].n; i++) {
+        const pair *p = &c->body[A_ADD].items[i];
+        if (!json_object_get(doc, p->name))
+            json_object_set_new(doc, p->name, json_string(p->value));
+    }
+    for (size_t i = 0; i < c->body[A_APPEND].n; i++)
+        json_append(doc, c->body[A_APPEND].items[i].name, c->body[A_APPEND].items[i].value);
+    char *out = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    if (out)
+        dp_plugin_up_body(req, dp_slice_cstr(out)); /* copied into the arena */
+    free(out);
+}
+
+static void transform_body(const rt_conf *c, dp_plugin_req *req)
+{
+    body_kind k = kind_of(req);
+    if (k != BODY_FORM && k != BODY_JSON)
+        return; /* multipart/form-data: not rewritten here; other types: Kong leaves them */
+    dp_slice body, out;
+    if (!whole_body(req, &body))
+        return;
+    if (k == BODY_JSON)
+        transform_json(c, req, body);
+    else if (transform_params(c->body, req->arena, body, MAX_BODY_PARAMS, "form body", &out) == 0)
+        dp_plugin_up_body(req, out);
+}
+
+static int bodyless(const char *method)
+{
+    return method && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0 ||
+                      strcmp(method, "TRACE") == 0);
+}
+
+/* http_method; GET, HEAD and TRACE carry a form body's parameters in the query instead. */
+static void transform_method(const rt_conf *c, dp_plugin_req *req)
+{
+    dp_plugin_up_method(req, dp_slice_cstr(c->method));
+    if (!bodyless(c->method))
+        return;
+    dp_slice body;
+    if (kind_of(req) != BODY_FORM || !whole_body(req, &body) || !body.len)
+        return;
+    dp_slice q = current_query(req);
+    char *o = dp_arena_alloc(req->arena, q.len + body.len + 2);
+    if (!o)
+        return;
+    size_t n = 0;
+    if (q.len) {
+        memcpy(o, q.p, q.len);
+        o[q.len] = '&';
+        n = q.len + 1;
+    }
+    memcpy(o + n, body.p, body.len);
+    req->up_query = (dp_slice){o, n + body.len};
     req->up_query_set = 1;
+}
+
+static int rt_wants_body(const void *state)
+{
+    const rt_conf *c = state;
+    return c->body_work || bodyless(c->method);
 }
 
 static dp_plugin_result rt_access(void *state, dp_plugin_req *req, void **ctx)
 {
     const rt_conf *c = state;
-    transform_headers(c, req);
-    if (has_query_work(c))
-        transform_query(c, req);
     if (c->uri) {
         req->up_path = dp_slice_cstr(c->uri);
         req->up_path_set = 1;
     }
+    if (c->method)
+        transform_method(c, req);
+    transform_headers(c, req);
+    if (c->body_work)
+        transform_body(c, req);
+    if (has_work(c->query))
+        transform_query(c, req);
     return DP_PLUGIN_CONTINUE;
 }
 
@@ -329,4 +514,5 @@ const dp_plugin dp_plugin_request_transformer = {
     .init = rt_init,
     .free_state = rt_free,
     .access = rt_access,
+    .wants_body = rt_wants_body,
 };

@@ -293,6 +293,112 @@ static dp_slice host_of(const dp_h1_head *h, int *port)
     return v;
 }
 
+/* The request as plugins see it (routed or not; the caller adds route and service). */
+static void preq_init(dp_conn *c, dp_slice host)
+{
+    const dp_h1_head *h = &c->parser.head;
+    dp_plugin_req *pr = &c->preq;
+    memset(pr, 0, sizeof(*pr));
+    pr->arena = &c->arena;
+    pr->upstream_latency_ms = -1; /* until an upstream answers (prometheus, log entries) */
+    pr->method = h->method;
+    pr->path = c->norm_path;
+    pr->query = h->query;
+    pr->host = host;
+    pr->client_ip = dp_slice_cstr(c->client_ip);
+    pr->headers = h->headers;
+    pr->nheaders = h->nheaders;
+    pr->https = c->l->ssl;
+    pr->request_id = dp_slice_cstr(c->req_id);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    pr->started_at_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    pr->content_length = h->content_length;
+    pr->chunked = h->chunked;
+    pr->body_replaceable = !c->req_has_body; /* nothing of the client's to stream */
+    if (!h->chunked && h->content_length >= 0 &&
+        c->rlen - c->rpos >= (size_t)h->content_length) { /* the whole body came with the head */
+        pr->body = (dp_slice){c->rbuf + c->rpos, (size_t)h->content_length};
+        pr->body_complete = 1;
+    }
+}
+
+/* No route matched: like Kong, the global plugins still run (prometheus counts the request,
+ * file-log and http-log log it, a global cors answers a preflight) around the 404. */
+static void respond_unrouted(dp_conn *c, dp_slice host)
+{
+    preq_init(c, host);
+    if (dp_plugin_req_begin(&c->preq, &c->gen->plugins, SIZE_MAX) == 0 &&
+        dp_plugin_run_access(&c->gen->plugins, &c->preq) == DP_PLUGIN_RESPOND) {
+        dp_conn_respond(c, c->preq.response_status, c->preq.response_message);
+        return;
+    }
+    dp_conn_respond(c, 404, "no Route matched with those values");
+}
+
+/* The access phase, then the upstream. A buffered body (body_buffer) goes through the
+ * request_body plugins here, whole, since it was read before they could see it stream. */
+static void run_access(dp_conn *c)
+{
+    dp_plugin_req *pr = &c->preq;
+    if (dp_plugin_run_access(&c->gen->plugins, pr) == DP_PLUGIN_RESPOND ||
+        (c->body_buffered && pr->chain &&
+         dp_plugin_run_request_body(pr, c->body_buf, c->body_got) == DP_PLUGIN_RESPOND)) {
+        dp_conn_respond(c, pr->response_status, pr->response_message);
+        return;
+    }
+    c->tries = 0;
+    dp_up_start(c);
+}
+
+/* Reads more of a body being buffered; once whole, runs access. Reading stays bounded: the
+ * parser hands over at most Content-Length bytes (<= DP_PLUGIN_MAX_BODY), into body_buf. */
+static void body_buffer(dp_conn *c)
+{
+    if (c->rpos < c->rlen) {
+        size_t used;
+        dp_h1_result r = dp_h1_execute(&c->parser, c->rbuf + c->rpos, c->rlen - c->rpos, &used);
+        c->rpos += used;
+        if (r == DP_H1_ERROR) {
+            dp_conn_respond(c, 400, "Bad request");
+            return;
+        }
+    }
+    if (c->parser.msg_complete) {
+        c->buffering = 0;
+        c->body_buffered = 1;
+        c->req_done = 1;
+        dp_conn_timer_clear(c);
+        c->preq.body = (dp_slice){c->body_buf, c->body_got};
+        c->preq.body_complete = 1;
+        c->preq.body_replaceable = 1;
+        run_access(c);
+        return;
+    }
+    c->rpos = c->rlen = c->body_base; /* all consumed; the head's slices stay valid */
+    dp_conn_timer_set(c, c->w->conf.client_body_timeout);
+    want_read(c);
+}
+
+/* A plugin wants the whole body before access (wants_body): read it first. */
+static void body_buffer_start(dp_conn *c)
+{
+    const dp_h1_head *h = &c->parser.head;
+    c->body_buf = dp_arena_alloc(&c->arena, (size_t)h->content_length + 1);
+    if (!c->body_buf) {
+        dp_conn_respond(c, 500, "An unexpected error occurred");
+        return;
+    }
+    c->body_got = 0;
+    c->buffering = 1;
+    if (h->expect_continue && c->rpos == c->rlen && h->http_minor >= 1) {
+        static const uv_buf_t b = {(char *)continue_100, sizeof(continue_100) - 1};
+        if (client_write(c, &b, 1) != 0)
+            return;
+    }
+    body_buffer(c);
+}
+
 static void start_request(dp_conn *c)
 {
     dp_worker *w = c->w;
@@ -333,7 +439,7 @@ static void start_request(dp_conn *c)
     };
     dp_router_match m;
     if (dp_router_find(c->gen->router, &in, &m) != 0) {
-        dp_conn_respond(c, 404, "no Route matched with those values");
+        respond_unrouted(c, in.host);
         return;
     }
     c->route = &c->gen->routes[m.route];
@@ -355,42 +461,21 @@ static void start_request(dp_conn *c)
         return;
     }
     dp_plugin_req *pr = &c->preq;
-    memset(pr, 0, sizeof(*pr));
-    pr->arena = &c->arena;
-    pr->upstream_latency_ms = -1; /* until an upstream answers (prometheus, log entries) */
-    pr->method = h->method;
-    pr->path = c->norm_path;
-    pr->query = h->query;
-    pr->host = in.host;
-    pr->client_ip = dp_slice_cstr(c->client_ip);
-    pr->headers = h->headers;
-    pr->nheaders = h->nheaders;
+    preq_init(c, in.host);
     pr->route_id = c->route->id;
     pr->service_id = c->svc->id;
     pr->route_name = c->route->name;
     pr->service_name = c->svc->name;
-    pr->https = c->l->ssl;
-    pr->request_id = dp_slice_cstr(c->req_id);
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    pr->started_at_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-    pr->content_length = h->content_length;
-    pr->chunked = h->chunked;
-    if (!h->chunked && h->content_length >= 0 &&
-        c->rlen - c->rpos >= (size_t)h->content_length) { /* the whole body came with the head */
-        pr->body = (dp_slice){c->rbuf + c->rpos, (size_t)h->content_length};
-        pr->body_complete = 1;
-    }
     if (dp_plugin_req_begin(pr, &c->gen->plugins, (size_t)(c->route - c->gen->routes)) != 0) {
         dp_conn_respond(c, 500, "An unexpected error occurred");
         return;
     }
-    if (dp_plugin_run_access(&c->gen->plugins, pr) == DP_PLUGIN_RESPOND) {
-        dp_conn_respond(c, pr->response_status, pr->response_message);
+    if (c->req_has_body && !h->chunked && h->content_length <= DP_PLUGIN_MAX_BODY &&
+        dp_plugin_wants_body(pr)) {
+        body_buffer_start(c);
         return;
     }
-    c->tries = 0;
-    dp_up_start(c);
+    run_access(c);
 }
 
 /* Kong's strip_path (v0) upstream URI: service path + what follows the matched prefix. */
@@ -419,6 +504,11 @@ static dp_slice upstream_uri(dp_conn *c)
 static dp_slice upstream_host(dp_conn *c)
 {
     const dp_h1_head *h = &c->parser.head;
+    if (c->preq.up_headers_set) { /* a plugin set Host (request-transformer): Kong sends it */
+        const dp_slice *v = dp_plugin_req_header(&c->preq, "host");
+        if (v && (h->host_index < 0 || v->p != h->headers[h->host_index].value.p))
+            return *v;
+    }
     if (c->route->preserve_host && h->host_index >= 0)
         return h->headers[h->host_index].value;
     if (c->svc->upstream && c->svc->upstream->host_header)
@@ -464,9 +554,12 @@ void dp_conn_upstream_ready(dp_conn *c)
         .request_id = dp_slice_cstr(c->req_id),
         .headers = c->w->conf.headers,
     };
-    size_t cap = dp_rewrite_request_size(h, &info);
+    /* headers plugins only appended (X-Consumer-*) go straight after the head */
+    size_t cap = dp_rewrite_request_size(h, &info) + dp_plugin_up_append_size(&c->preq, h);
     char *buf = info.upstream_uri.p ? dp_arena_alloc(&c->arena, cap) : NULL;
     long n = buf ? dp_rewrite_request(h, &info, buf, cap) : -1;
+    if (n >= 0)
+        n = dp_plugin_up_append(&c->preq, h, buf, (size_t)n, cap);
     if (n < 0) {
         dp_conn_respond(c, 500, "An unexpected error occurred");
         return;
@@ -487,6 +580,12 @@ static int req_chunk_budget(void *ud)
 static void req_body(void *ud, const char *at, size_t len)
 {
     dp_conn *c = ud;
+    if (c->buffering) { /* llhttp gives at most Content-Length bytes: body_buf's size */
+        memcpy(c->body_buf + c->body_got, at, len);
+        c->body_got += len;
+        c->preq.bytes_in += len;
+        return;
+    }
     dp_out_body(&c->req_out, at, len);
     c->preq.bytes_in += len;
     if (c->preq.chain && !c->preq.response_status &&
@@ -529,8 +628,12 @@ void dp_conn_req_pump(dp_conn *c)
     if (!c->req_head_sent) {
         dp_out_add(o, c->req_head, c->req_head_len);
         c->req_head_sent = 1;
+        if (c->preq.up_body_set) /* a plugin's body instead of the client's (read before) */
+            dp_out_add(o, c->preq.up_body.p, c->preq.up_body.len);
+        else if (c->body_buffered)
+            dp_out_add(o, c->body_buf, c->body_got);
         send_continue = c->parser.head.expect_continue && c->req_has_body && c->rpos == c->rlen &&
-                        c->parser.head.http_minor >= 1;
+                        c->parser.head.http_minor >= 1 && !c->req_done;
     }
     if (!c->req_done) {
         if (c->rpos < c->rlen) {
@@ -621,6 +724,7 @@ void dp_conn_maybe_finish(dp_conn *c)
     dp_arena_reset(&c->arena);
     memset(&c->preq, 0, sizeof(c->preq)); /* its pointers were into the arena */
     c->req_body_refused = 0;
+    c->buffering = c->body_buffered = 0;
     if (!keep) {
         if (c->state == C_RESPONDING || c->close_after)
             conn_linger(c);
@@ -694,8 +798,12 @@ static void conn_process(dp_conn *c)
         want_read(c);
         return;
     }
-    if (c->state == C_ACTIVE)
-        dp_conn_req_pump(c);
+    if (c->state == C_ACTIVE) {
+        if (c->buffering)
+            body_buffer(c);
+        else
+            dp_conn_req_pump(c);
+    }
 }
 
 static void conn_on_read(dp_stream *s, ssize_t n)
@@ -724,7 +832,8 @@ static void conn_on_read(dp_stream *s, ssize_t n)
     c->rlen += (size_t)n;
     if (c->state == C_ACTIVE && !c->req_done)
         dp_conn_timer_set(c, c->w->conf.client_body_timeout);
-    if (c->state == C_ACTIVE && (c->req_done || c->req_writing || !c->req_head_sent)) {
+    if (c->state == C_ACTIVE && !c->buffering &&
+        (c->req_done || c->req_writing || !c->req_head_sent)) {
         dp_stream_read_stop(&c->s); /* kept for later: pipelined, or body not wanted yet */
         return;
     }

@@ -114,6 +114,10 @@ struct dp_conn {
     unsigned resp_head_sent : 1, resp_done : 1, resp_writing : 1, resp_chunked : 1;
     unsigned resp_eof_close : 1, close_after : 1, tunnel_pending : 1, c2u_writing : 1;
     unsigned req_body_refused : 1; /* a request_body plugin answered */
+    /* reading the whole body before access (a plugin's wants_body): into body_buf (arena) */
+    unsigned buffering : 1, body_buffered : 1;
+    char *body_buf;
+    size_t body_got;
     char arena_buf[8192];
 };
 

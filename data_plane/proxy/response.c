@@ -62,6 +62,10 @@ static int client_head(dp_conn *c, dp_out *o)
     /* header_filter first: plugins may change the headers and whether the body keeps its
      * length */
     c->preq.upstream_latency_ms = (long)(uv_now(&c->w->loop) - c->t_sent); /* metrics, logs */
+    /* our headers go in before header_filter when plugins run it, so they can remove them */
+    unsigned own =
+        dp_plugin_own_headers(&c->preq, &u->parser.head, c->w->conf.headers,
+                              c->preq.upstream_latency_ms, (long)(c->t_sent - c->t_start));
     const dp_h1_head *rh = dp_plugin_response_filter(&c->preq, &u->parser.head);
     if (!rh) {
         dp_conn_respond(c, 500, "An unexpected error occurred");
@@ -92,13 +96,16 @@ static int client_head(dp_conn *c, dp_out *o)
         .upstream_ms = (long)(c->t_head - c->t_sent),
         .proxy_ms = (long)(c->t_sent - c->t_start),
         .request_id = dp_slice_cstr(c->req_id),
-        .headers = c->w->conf.headers,
+        .headers = own,
     };
     if (info.close)
         c->close_after = 1;
-    size_t cap = dp_rewrite_response_size(rh);
+    /* plugins' response headers that need no merging go straight after the head */
+    size_t cap = dp_rewrite_response_size(rh) + dp_plugin_resp_append_size(&c->preq);
     char *buf = dp_arena_alloc(&c->arena, cap);
     long n = buf ? dp_rewrite_response(rh, &info, buf, cap) : -1;
+    if (n >= 0)
+        n = dp_plugin_resp_append(&c->preq, buf, (size_t)n, cap);
     if (n < 0) {
         dp_conn_respond(c, 502, bad_response);
         return -1;
