@@ -325,14 +325,13 @@ static void preq_init(dp_conn *c, dp_slice host)
 
 /* No route matched: like Kong, the global plugins still run (prometheus counts the request,
  * file-log and http-log log it, a global cors answers a preflight) around the 404. */
+/* As in Kong, a request no route matches never reaches the access phase (routing comes
+ * first, so a global key-auth can't turn a 404 into a 401), but global plugins still see the
+ * 404 in header_filter and log: prometheus counts it and the log plugins record it. */
 static void respond_unrouted(dp_conn *c, dp_slice host)
 {
     preq_init(c, host);
-    if (dp_plugin_req_begin(&c->preq, &c->gen->plugins, SIZE_MAX) == 0 &&
-        dp_plugin_run_access(&c->gen->plugins, &c->preq) == DP_PLUGIN_RESPOND) {
-        dp_conn_respond(c, c->preq.response_status, c->preq.response_message);
-        return;
-    }
+    dp_plugin_req_begin(&c->preq, &c->gen->plugins, SIZE_MAX);
     dp_conn_respond(c, 404, "no Route matched with those values");
 }
 

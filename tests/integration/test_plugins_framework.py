@@ -269,8 +269,12 @@ def test_global_plugins_run_on_unrouted_requests(upstream, prefix):
         assert len(misses) == 3
         assert misses[0]["request"]["uri"] == "/nowhere"
         assert "route" not in misses[0] and "service" not in misses[0]
-        # a global cors answers a preflight on a path no route serves
+        # Routing comes before the access phase (as in Kong): a global cors does not answer
+        # a preflight on a path no route serves, and a routed preflight is answered.
         status, h, _ = send(dp, "OPTIONS", "/nowhere", [
+            ("Origin", "https://app.test"), ("Access-Control-Request-Method", "POST")])
+        assert status == 404
+        status, h, _ = send(dp, "OPTIONS", "/api/x", [
             ("Origin", "https://app.test"), ("Access-Control-Request-Method", "POST")])
         assert status == 200
         assert h["access-control-allow-origin"] == "https://app.test"
