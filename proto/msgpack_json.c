@@ -1,3 +1,4 @@
+#include "proto/sort.h"
 #include "proto/msgpack_json.h"
 
 #include <math.h>
@@ -82,7 +83,7 @@ static int pack_json(msgpack_packer *pk, const json_t *v, int depth, char *err, 
             kv[i].value = json_object_iter_value(it);
         }
         /* jansson iterates in insertion order; sorting makes equal objects equal bytes. */
-        qsort(kv, i, sizeof(*kv), kv_cmp);
+        sl_sort(kv, i, sizeof(*kv), kv_cmp);
         msgpack_pack_map(pk, i);
         int rc = 0;
         for (size_t k = 0; k < i && rc == 0; k++) {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto/sort.h"
 #include "proto/schema.h"
 #include "proto/uuid.h"
 
@@ -293,11 +294,19 @@ static json_t *check_value(const sl_field *f, sl_type t, json_t *v, sl_validate_
         } else if (!sl_uuid_is_valid(json_string_value(v))) {
             *err = json_string("expected a valid UUID");
         } else {
-            char low[37];
-            for (int k = 0; k < 37; k++)
-                low[k] = (char)tolower((unsigned char)json_string_value(v)[k]);
-            json_decref(v);
-            v = json_string(low);
+            /* lower-case it, allocating only when needed: ids the store wrote (every row of a
+             * snapshot) are lower-case already */
+            const char *u = json_string_value(v);
+            int upper = 0;
+            for (int k = 0; k < 36 && !upper; k++)
+                upper = isupper((unsigned char)u[k]);
+            if (upper) {
+                char low[37];
+                for (int k = 0; k < 37; k++)
+                    low[k] = (char)tolower((unsigned char)u[k]);
+                json_decref(v);
+                v = json_string(low);
+            }
         }
         break;
     case SL_T_INTEGER:
@@ -381,6 +390,24 @@ static const sl_field *find_field(const sl_field *fields, size_t n, const char *
     return NULL;
 }
 
+/* find_field trying the field after the previous match (*hint) first: objects built in
+ * schema order (snapshot rows, store rows) cost one comparison per key. */
+static const sl_field *find_field_hint(const sl_field *fields, size_t n, const char *name,
+                                       size_t *hint)
+{
+    for (size_t c = 0; c < n; c++) {
+        size_t i = (*hint + c) % n;
+        if (strcmp(fields[i].name, name) == 0) {
+            *hint = i + 1;
+            return &fields[i];
+        }
+    }
+    return NULL;
+}
+
+/* Schemas have far fewer fields than this; a larger one falls back to lookups by name. */
+#define FIELDS_ON_STACK 64
+
 /* Validates obj against fields: unknown names, defaults and nulls for absent fields, then
  * each present value. Errors land in errs keyed by field name. */
 static void validate_fields(const sl_field *fields, size_t nfields, json_t *obj,
@@ -388,14 +415,24 @@ static void validate_fields(const sl_field *fields, size_t nfields, json_t *obj,
 {
     const char *k;
     json_t *val;
+    /* One pass over the members finds each field's value (and the unknown names): a hash
+     * lookup per schema field costs more when every row of a large snapshot comes here. */
+    json_t *vals[FIELDS_ON_STACK];
+    int by_pos = nfields <= FIELDS_ON_STACK;
+    if (by_pos)
+        memset(vals, 0, nfields * sizeof(*vals));
+    size_t hint = 0;
     json_object_foreach(obj, k, val)
     {
-        if (find_field(fields, nfields, k) == NULL)
+        const sl_field *f = find_field_hint(fields, nfields, k, &hint);
+        if (f == NULL)
             json_object_set_new(errs, k, json_string("unknown field"));
+        else if (by_pos)
+            vals[f - fields] = val;
     }
     for (size_t i = 0; i < nfields; i++) {
         const sl_field *f = &fields[i];
-        json_t *v = json_object_get(obj, f->name);
+        json_t *v = by_pos ? vals[i] : json_object_get(obj, f->name);
         if (v == NULL) {
             if (f->flags & (SL_F_AUTO | SL_F_TRANSIENT))
                 continue;
@@ -560,7 +597,7 @@ static void flatten(const json_t *e, const char *prefix, strlist *out)
         if (keys == NULL)
             return;
         json_object_foreach((json_t *)e, k, v) keys[n++] = k;
-        qsort(keys, n, sizeof *keys, cmp_str);
+        sl_sort(keys, n, sizeof *keys, cmp_str);
         for (size_t i = 0; i < n; i++) {
             snprintf(p, sizeof p, "%s%s%s", prefix, prefix[0] ? "." : "", keys[i]);
             flatten(json_object_get(e, keys[i]), p, out);

@@ -1,5 +1,6 @@
 /* Snapshot codec: canonical msgpack (deterministic), sha256, zlib, and a strict bounded
  * decoder that validates with the schema tables. Layout and rules: proto/snapshot.h. */
+#include "proto/sort.h"
 #include "proto/snapshot.h"
 
 #include <stdio.h>
@@ -93,7 +94,7 @@ static int pack_entity_rows(msgpack_packer *pk, const sl_entity *e, const json_t
         refs[i].id = json_string_value(id);
         refs[i].row = row;
     }
-    qsort(refs, n, sizeof(*refs), row_cmp);
+    sl_sort(refs, n, sizeof(*refs), row_cmp);
     /* One pass over each row's members, placed by schema position: cheaper than a hash
      * lookup per schema field when there are many rows. */
     const json_t **vals = malloc((e->nfields ? e->nfields : 1) * sizeof(*vals));
@@ -622,7 +623,7 @@ static int validate_all(json_t *cfg, sl_id_index *index, sl_reasons *rs)
             rc = -1;
             continue;
         }
-        qsort(idx->ids, idx->n, sizeof(*idx->ids), str_cmp);
+        sl_sort(idx->ids, idx->n, sizeof(*idx->ids), str_cmp);
         for (size_t i = 1; i < idx->n; i++) {
             if (strcmp(idx->ids[i - 1], idx->ids[i]) == 0)
                 reason_add(rs, e, idx->ids[i], json_pack("{s:s}", "id", "duplicate id in snapshot"),

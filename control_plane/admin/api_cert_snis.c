@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto/sort.h"
 #include "control_plane/admin/api_internal.h"
 
 #define CERT_SNIS_MAX 1000
@@ -43,7 +44,7 @@ int cp_api_cert_attach_snis(cp_store *st, json_t *cert, cp_store_error *err)
     size_t i;
     json_t *row;
     json_array_foreach(rows, i, row) names[i] = json_object_get(row, "name");
-    qsort(names, n, sizeof(*names), by_name);
+    sl_sort(names, n, sizeof(*names), by_name);
     json_t *list = json_array();
     for (i = 0; i < n; i++)
         json_array_append(list, names[i]);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto/sort.h"
 #include "control_plane/store/store_internal.h"
 
 void cp_store_error_clear(cp_store_error *err)
@@ -78,7 +79,7 @@ static void lua_write(cp_sql *q, const json_t *v, int depth)
             return;
         }
         json_object_foreach((json_t *)v, key, val) keys[k++] = key;
-        qsort(keys, k, sizeof(*keys), cmp_str);
+        sl_sort(keys, k, sizeof(*keys), cmp_str);
         cp_sql_add(q, "{");
         for (size_t i = 0; i < k; i++) {
             if (i)

@@ -8,6 +8,41 @@
 #include "control_plane/store/store_internal.h"
 #include "proto/uuid.h"
 
+/* to_json() of a text[] column whose strings are plain printable ASCII (["http","https"], the
+ * usual protocols, paths and hosts) as an array, without json_loads' general parser: reading
+ * a large config does this for most rows. Returns NULL for anything else (escapes, non-ASCII,
+ * nested values, spaces), which the caller then hands to json_loads. */
+static json_t *plain_string_array(const char *t)
+{
+    if (t[0] != '[')
+        return NULL;
+    json_t *arr = json_array();
+    const char *p = t + 1;
+    if (*p == ']')
+        return p[1] == '\0' ? arr : (json_decref(arr), NULL);
+    while (arr) {
+        if (*p != '"')
+            break;
+        const char *s = ++p;
+        while (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\')
+            p++;
+        if (*p != '"')
+            break;
+        if (json_array_append_new(arr, json_stringn(s, (size_t)(p - s))))
+            break;
+        p++;
+        if (*p == ',') {
+            p++;
+            continue;
+        }
+        if (p[0] == ']' && p[1] == '\0')
+            return arr;
+        break;
+    }
+    json_decref(arr);
+    return NULL;
+}
+
 json_t *cp_value_from_text(const sl_field *f, const char *text)
 {
     json_t *v = NULL;
@@ -33,6 +68,10 @@ json_t *cp_value_from_text(const sl_field *f, const char *text)
         break;
     case SL_T_ARRAY:
     case SL_T_SET:
+        v = plain_string_array(text);
+        if (!v)
+            v = json_loads(text, JSON_DECODE_ANY, NULL);
+        break;
     case SL_T_MAP:
     case SL_T_RECORD:
     case SL_T_JSON:

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "proto/sort.h"
 #include "data_plane/plugins/plugin.h"
 #include "proto/password.h"
 
@@ -69,7 +70,7 @@ static int ba_gen_init(const json_t *config, const dp_plugin_gen *gen, void **sh
         if (k->username && k->password && k->consumer)
             ix->n++;
     }
-    qsort(ix->creds, ix->n, sizeof(ba_cred), cred_cmp);
+    sl_sort(ix->creds, ix->n, sizeof(ba_cred), cred_cmp);
     *shared = ix;
     return 0;
 }

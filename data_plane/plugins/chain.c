@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto/sort.h"
 #include "data_plane/plugins/chain_internal.h"
 #include "proto/plugin_schemas.h"
 
@@ -69,7 +70,7 @@ static int build_consumers(dp_plugin_gen *g, const json_t *config)
         d->custom_id = json_string_value(json_object_get(c, "custom_id"));
         g->nconsumers++;
     }
-    qsort(g->consumers, g->nconsumers, sizeof(dp_consumer), consumer_by_id_cmp);
+    sl_sort(g->consumers, g->nconsumers, sizeof(dp_consumer), consumer_by_id_cmp);
     /* ACL groups: one pass counts, one fills, so each consumer's groups are contiguous */
     size_t nacl = json_is_array(acls) ? json_array_size(acls) : 0;
     g->groups = calloc(nacl + 1, sizeof(char *));
@@ -106,7 +107,7 @@ static int build_consumers(dp_plugin_gen *g, const json_t *config)
     for (size_t k = 0; k < g->nconsumers; k++)
         if (g->consumers[k].username)
             g->by_name[g->nnamed++] = &g->consumers[k];
-    qsort(g->by_name, g->nnamed, sizeof(dp_consumer *), consumer_by_name_cmp);
+    sl_sort(g->by_name, g->nnamed, sizeof(dp_consumer *), consumer_by_name_cmp);
     return 0;
 }
 
@@ -179,7 +180,7 @@ static int build_route_chain(dp_route_chain *rc, const dp_plugin_instance **cand
 {
     for (size_t i = 0; i < n; i++)
         ((dp_plugin_instance *)cands[i])->level = level_for(cands[i], rid, sid);
-    qsort(cands, n, sizeof(*cands), inst_cmp_priority);
+    sl_sort(cands, n, sizeof(*cands), inst_cmp_priority);
     rc->slots = calloc(n + 1, sizeof(dp_slot));
     rc->cands = calloc(n + 1, sizeof(*cands));
     if (!rc->slots || !rc->cands)
@@ -203,7 +204,7 @@ static int build_route_chain(dp_route_chain *rc, const dp_plugin_instance **cand
                 s->ncands++;
             }
         }
-        qsort(s->cands, s->ncands, sizeof(*s->cands), cand_cmp);
+        sl_sort(s->cands, s->ncands, sizeof(*s->cands), cand_cmp);
         if (s->plugin->body_filter)
             rc->has_body_filter = 1;
         if (s->plugin->request_body)
@@ -330,8 +331,8 @@ static int build_routes(dp_plugin_chain_data *d, const json_t *config)
         else
             globals[ng++] = in;
     }
-    qsort(by_route, nbr, sizeof(keyed), keyed_cmp);
-    qsort(by_service, nbs, sizeof(keyed), keyed_cmp);
+    sl_sort(by_route, nbr, sizeof(keyed), keyed_cmp);
+    sl_sort(by_service, nbs, sizeof(keyed), keyed_cmp);
     for (size_t r = 0; r <= nr; r++) {
         const json_t *route = r < nr ? json_array_get(routes, r) : NULL;
         const char *rid = route ? json_string_value(json_object_get(route, "id")) : NULL;

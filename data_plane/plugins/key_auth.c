@@ -6,6 +6,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "proto/sort.h"
 #include "data_plane/plugins/plugin.h"
 
 #define MAX_KEY 1024
@@ -65,7 +66,7 @@ static int ka_gen_init(const json_t *config, const dp_plugin_gen *gen, void **sh
             ix->n++;
         }
     }
-    qsort(ix->creds, ix->n, sizeof(ka_cred), cred_cmp);
+    sl_sort(ix->creds, ix->n, sizeof(ka_cred), cred_cmp);
     *shared = ix;
     return 0;
 }

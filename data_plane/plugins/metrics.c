@@ -3,6 +3,7 @@
  * a half-written key. Values are relaxed atomics written by one thread only (load + store, no
  * locked instruction on the request path). Label strings are interned once per process (a
  * mutex taken only when a shard meets a new series), so slots hold stable pointers. */
+#include "proto/sort.h"
 #include "data_plane/plugins/metrics.h"
 
 #include <pthread.h>
@@ -422,7 +423,7 @@ void dp_metrics_render(dp_metrics_buf *b)
                 all[j].v[k] += atomic_load_explicit(&x->v[k], memory_order_relaxed);
         }
     }
-    qsort(all, n, sizeof(*all), agg_order);
+    sl_sort(all, n, sizeof(*all), agg_order);
     for (size_t i = 0; i < n; i++) {
         int f = all[i].key->family;
         if (i == 0 || all[i - 1].key->family != f)

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "proto/sort.h"
 #include "data_plane/router/internal.h"
 #include "proto/log.h"
 
@@ -383,7 +384,7 @@ static int build_route(builder *b, rt_route *rr, const json_t *j)
         for (k = 0; k < nplain; k++)
             if (!plain[k].p)
                 return oom(b);
-        qsort(plain, nplain, sizeof(rt_str), cmp_len);
+        sl_sort(plain, nplain, sizeof(rt_str), cmp_len);
         for (k = 0; k < nplain;) {
             size_t e = k;
             while (e < nplain && plain[e].len == plain[k].len)
@@ -566,7 +567,7 @@ static int build_index(builder *b)
         r->postings[l->off + l->n++] = b->post[i].rank;
     }
     /* each bucket's distinct prefix lengths, ascending */
-    qsort(b->lens, b->nlens, sizeof(blen), cmp_blen);
+    sl_sort(b->lens, b->nlens, sizeof(blen), cmp_blen);
     r->lens = malloc((b->nlens + 1) * sizeof(uint32_t));
     if (!r->lens)
         return oom(b);
@@ -614,7 +615,7 @@ dp_router *dp_router_build(const json_t *routes, const unsigned char *skip, char
         if (build_route(&b, rr, json_array_get(routes, i)) != 0)
             goto fail;
     }
-    qsort(b.bm, b.nbm, sizeof(bmatch), cmp_match);
+    sl_sort(b.bm, b.nbm, sizeof(bmatch), cmp_match);
     if (build_index(&b) != 0)
         goto fail;
     r->nmatchers = (uint32_t)b.nbm;

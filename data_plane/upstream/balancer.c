@@ -1,3 +1,4 @@
+#include "proto/sort.h"
 #include "data_plane/upstream/balancer.h"
 
 #include <openssl/rand.h>
@@ -170,7 +171,7 @@ static int build_ring(dp_balancer *b)
         }
     }
     free(npoints);
-    qsort(b->ring, b->nring, sizeof(dp_lb_point), point_cmp);
+    sl_sort(b->ring, b->nring, sizeof(dp_lb_point), point_cmp);
     return 0;
 }
 

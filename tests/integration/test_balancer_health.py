@@ -4,11 +4,12 @@ Kong's 503, and GET /upstreams/{name}/health on the status listener shows it all
 
 import json
 import signal
+import socket
 import time
 
 import pytest
 
-from dp_harness import config, prefix, route, service, write_snapshot  # noqa: F401
+from dp_harness import config, prefix, read_response, route, service, write_snapshot  # noqa: F401
 from test_balancer_lb import (Origin, get, served_by, start_dp, status_get, target_row,
                               upstream_row)
 
@@ -28,6 +29,35 @@ def wait_for(cond, timeout=8):
             return True
         time.sleep(0.05)
     return False
+
+
+def get_reported(port, path, headers=None):
+    """One GET through the proxy, returning only once its passive health report is in: like
+    Kong (log phase), the proxy reports after the response went out, so a client can read the
+    response and ask /health before the report lands (seen on a loaded machine). A second
+    request on the same connection, one the gateway refuses itself (no Host: 400), is handled
+    only after the first one's log phase: its answer is the barrier."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        extra = "".join("%s: %s\r\n" % kv for kv in (headers or {}).items())
+        s.sendall(("GET %s HTTP/1.1\r\nHost: lb.test\r\n%s\r\n" % (path, extra)).encode())
+        status, _, body, rest = read_response(s)
+        s.sendall(b"GET /barrier HTTP/1.1\r\n\r\n")
+        assert read_response(_Prefixed(s, rest))[0] == 400
+        return status, body
+    finally:
+        s.close()
+
+
+class _Prefixed:
+    """A socket whose first recv returns bytes already read."""
+
+    def __init__(self, sock, data):
+        self.sock, self.data = sock, data
+
+    def recv(self, n):
+        d, self.data = self.data, b""
+        return d or self.sock.recv(n)
 
 
 def health_of(dp, name):
@@ -92,10 +122,10 @@ def test_passive_checks_take_a_failing_target_out(origins, prefix):
     try:
         # /status/500 fails on both; each target counts its own failures
         for _ in range(4):
-            get(dp.port, "/status/500")
+            assert get_reported(dp.port, "/status/500")[0] == 500
         assert health_of(dp, "passive.up") == {ta: "HEALTHY", tb: "HEALTHY"}
         for _ in range(2):
-            get(dp.port, "/status/500")
+            assert get_reported(dp.port, "/status/500")[0] == 500
         assert health_of(dp, "passive.up") == {ta: "UNHEALTHY", tb: "UNHEALTHY"}
         status, _, body = get(dp.port, "/x")
         assert status == 503
@@ -115,7 +145,7 @@ def test_passive_unhealthy_target_gets_no_traffic_and_state_survives_reload(orig
         key = next(k for k in ("k%d" % i for i in range(100))
                    if served_by(dp.port, "/ok", {"X-K": k}) == a.port)
         for _ in range(2):
-            assert get(dp.port, "/status/500", {"X-K": key})[0] == 500
+            assert get_reported(dp.port, "/status/500", {"X-K": key})[0] == 500
         assert health_of(dp, "reload.up")[ta] == "UNHEALTHY"
         assert {served_by(dp.port, "/ok", {"X-K": key}) for _ in range(10)} == {b.port}
         # a new config version with the same targets keeps the state
