@@ -187,8 +187,8 @@ def test_chunked_and_large_bodies_stream_untransformed(body_dp, upstream):
 
 
 def test_keepalive_after_a_buffered_body(body_dp, upstream):
-    # one request after the other on one connection (pipelining several requests with bodies
-    # loses a response in the proxy today, with or without plugins: reported separately)
+    # one request after the other on one connection; pipelined requests with buffered bodies
+    # are covered by test_proxy_pipelining.py
     s = socket.create_connection(("127.0.0.1", body_dp.port), timeout=10)
     one = ("POST /body/echo HTTP/1.1\r\nHost: api.test\r\n"
            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s"
