@@ -64,6 +64,12 @@ void cp_admin_dispatch(const cp_admin_ctx *ctx, cp_store *st, const cp_admin_req
     case CP_API_SCHEMA_VALIDATE:
         cp_api_schema_validate(&call);
         break;
+    case CP_API_PLUGINS_ENABLED:
+        cp_api_plugins_enabled(&call);
+        break;
+    case CP_API_PLUGIN_SCHEMA:
+        cp_api_plugin_schema(&call);
+        break;
     default:
         if (!st) {
             /* The DB thread has no connection: the reason was logged when connecting. */

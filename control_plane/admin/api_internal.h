@@ -30,6 +30,8 @@ void cp_api_info_cluster_status(cp_api_call *c); /* GET /clustering/status */
 /* Schemas (api_schemas.c). */
 void cp_api_schema_get(cp_api_call *c);      /* GET /schemas/{entity} */
 void cp_api_schema_validate(cp_api_call *c); /* POST /schemas/{entity}/validate */
+void cp_api_plugins_enabled(cp_api_call *c); /* GET /plugins/enabled */
+void cp_api_plugin_schema(cp_api_call *c);   /* GET /schemas/plugins/{name} */
 
 /* Request bodies (api_input.c). */
 

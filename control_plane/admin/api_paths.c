@@ -186,6 +186,14 @@ static int match_fixed(const segment *segs, int n, cp_api_route *out)
             return set_kind(out, CP_API_CLUSTER_STATUS, M(CP_M_GET)), 1;
         return 0;
     }
+    if (n == 2 && seg_is(&segs[0], "plugins") && seg_is(&segs[1], "enabled"))
+        return set_kind(out, CP_API_PLUGINS_ENABLED, M(CP_M_GET)), 1;
+    if (n == 3 && seg_is(&segs[0], "schemas") && seg_is(&segs[1], "plugins") &&
+        segs[2].len < sizeof(out->key)) {
+        memcpy(out->key, segs[2].p, segs[2].len);
+        out->key[segs[2].len] = '\0';
+        return set_kind(out, CP_API_PLUGIN_SCHEMA, M(CP_M_GET)), 1;
+    }
     if ((n == 2 || n == 3) && seg_is(&segs[0], "schemas")) {
         char name[64];
         if (segs[1].len >= sizeof(name))

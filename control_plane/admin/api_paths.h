@@ -21,6 +21,8 @@ typedef enum {
     CP_API_CLUSTER_STATUS,    /* GET /clustering/status (deprecated in Kong) */
     CP_API_SCHEMA,            /* GET /schemas/{entity} */
     CP_API_SCHEMA_VALIDATE,   /* POST /schemas/{entity}/validate */
+    CP_API_PLUGINS_ENABLED,   /* GET /plugins/enabled: the plugins compiled in */
+    CP_API_PLUGIN_SCHEMA,     /* GET /schemas/plugins/{name}: a plugin's config schema (key) */
     CP_API_COLLECTION,        /* /{endpoint}: GET list, POST create */
     CP_API_ENTITY,            /* /{endpoint}/{key}: GET, PUT, PATCH, DELETE */
     CP_API_NESTED_COLLECTION, /* /{parent}/{pkey}/{child}: GET list, POST create */

@@ -1,9 +1,11 @@
 /* GET /schemas/{entity} and POST /schemas/{entity}/validate: the shared schema tables as JSON
  * in Kong's shape ({"fields": [{"name": {"type": ..., "required": ...}}, ...]}). */
+#include <stdio.h>
 #include <string.h>
 
 #include "control_plane/admin/api_errors.h"
 #include "control_plane/admin/api_internal.h"
+#include "proto/plugin_schemas.h"
 
 static const char *type_name(sl_type t)
 {
@@ -126,4 +128,32 @@ void cp_api_schema_validate(cp_api_call *c)
     if (cp_api_validate(c, e, body, mode) == 0)
         cp_api_message(c->resp, 200, "schema validation successful");
     json_decref(body);
+}
+
+/* Kong's {"enabled_plugins": [...]}: here, every plugin compiled in, by descending priority. */
+void cp_api_plugins_enabled(cp_api_call *c)
+{
+    size_t n;
+    const sl_plugin_schema *const *all = sl_plugin_schemas(&n);
+    json_t *names = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(names, json_string(all[i]->name));
+    cp_api_reply(c->resp, 200, json_pack("{s:o}", "enabled_plugins", names));
+}
+
+/* A plugin's schema in the shape of entity schemas, with its config record's fields. */
+void cp_api_plugin_schema(cp_api_call *c)
+{
+    const sl_plugin_schema *p = sl_plugin_schema_find(c->route->key);
+    if (!p) {
+        char msg[600];
+        snprintf(msg, sizeof(msg), "No plugin named '%s'", c->route->key);
+        cp_api_message(c->resp, 404, msg);
+        return;
+    }
+    json_t *config = json_pack("{s:s,s:b,s:o}", "type", "record", "required", 1, "fields",
+                               fields_json(p->config_fields, p->nfields));
+    json_t *body = json_pack("{s:s,s:i,s:[{s:o}]}", "name", p->name, "priority", p->priority,
+                             "fields", "config", config);
+    cp_api_reply(c->resp, 200, body);
 }

@@ -24,6 +24,22 @@ def test_enabled_in_cluster_follows_plugins(cp):
     assert "rate-limiting" in expect(cp.get("/"), 200)["plugins"]["enabled_in_cluster"]
 
 
+def test_plugins_enabled_and_plugin_schemas(cp):
+    enabled = expect(cp.get("/plugins/enabled"), 200)["enabled_plugins"]
+    for name in ("key-auth", "basic-auth", "acl", "rate-limiting", "cors", "prometheus"):
+        assert name in enabled
+    # decK and scripts read a plugin's config fields with their defaults
+    schema = expect(cp.get("/schemas/plugins/rate-limiting"), 200)
+    config = schema["fields"][0]["config"]
+    names = {list(f)[0]: list(f.values())[0] for f in config["fields"]}
+    assert names["policy"]["default"] == "local"
+    assert "minute" in names and names["limit_by"]["default"] == "consumer"
+    body = expect(cp.get("/schemas/plugins/no-such-plugin"), 404)
+    assert "no-such-plugin" in body["message"]
+    # /plugins/{id} still reads plugin entities
+    expect(cp.get("/plugins/00000000-0000-4000-8000-000000000000"), 404)
+
+
 def test_status_reachable(cp):
     status = expect(cp.get("/status"), 200)
     assert status["database"]["reachable"] is True
