@@ -123,8 +123,12 @@ unit: $(UNIT_BIN)
 	  else echo "$$out"; echo "FAILED: $$t"; exit 1; fi; \
 	done
 
+# Three pytest workers: most tests wait on sockets and processes, so on two cores they overlap
+# well; each worker starts its own PostgreSQL.
+PYTEST_WORKERS ?= 3
 integration: all
-	SLUICE_BIN_DIR=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+	SLUICE_BIN_DIR=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider \
+	  -n $(PYTEST_WORKERS) tests/integration
 
 # The whole suite again under AddressSanitizer and UndefinedBehaviorSanitizer, in its own build folder.
 asan-test:

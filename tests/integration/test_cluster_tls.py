@@ -363,7 +363,9 @@ def test_hello_version_and_plugin_compatibility(planes, tmp_path_factory):
     assert msg["type"] == "refused" and msg["reason"] == "version_incompatible", msg
     with pytest.raises(websocket.WebSocketException):
         ws.recv()
-    assert status_of(cp, node) == "version_incompatible"
+    # The registry row is written by the control plane's writer thread: poll for it.
+    wait_for(lambda: status_of(cp, node) == "version_incompatible",
+             what="the refused data plane listed as version_incompatible")
 
     # Lacks a plugin the config uses: nothing sent, connection kept.
     node2 = "6a0c3c4e-0000-4000-8000-000000000002"
