@@ -7,71 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "proto/http_status.h"
 #include "proto/version.h"
-
-const char *cp_http_reason(int status)
-{
-    switch (status) {
-    case 100:
-        return "Continue";
-    case 200:
-        return "OK";
-    case 201:
-        return "Created";
-    case 202:
-        return "Accepted";
-    case 204:
-        return "No Content";
-    case 301:
-        return "Moved Permanently";
-    case 302:
-        return "Found";
-    case 304:
-        return "Not Modified";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 408:
-        return "Request Timeout";
-    case 409:
-        return "Conflict";
-    case 411:
-        return "Length Required";
-    case 413:
-        return "Payload Too Large";
-    case 414:
-        return "URI Too Long";
-    case 415:
-        return "Unsupported Media Type";
-    case 417:
-        return "Expectation Failed";
-    case 422:
-        return "Unprocessable Entity";
-    case 429:
-        return "Too Many Requests";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 500:
-        return "Internal Server Error";
-    case 501:
-        return "Not Implemented";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    default:
-        return "Unknown";
-    }
-}
 
 /* Builds the bytes from an already serialized body. */
 static char *build(int status, const char *body, size_t blen, const char *extra, int head,
@@ -94,7 +31,7 @@ static char *build(int status, const char *body, size_t blen, const char *extra,
                      "Access-Control-Allow-Origin: *\r\n"
                      "Server: sluice/" SL_VERSION "\r\n"
                      "X-Sluice-Admin-Latency: %lu\r\n",
-                     status, cp_http_reason(status), date,
+                     status, sl_http_reason(status), date,
                      no_body ? "" : "Content-Type: application/json; charset=utf-8\r\n",
                      keepalive ? "keep-alive" : "close", latency_ms);
     if (n < 0 || (size_t)n >= sizeof(hdr))

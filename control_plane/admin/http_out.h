@@ -19,7 +19,4 @@ char *cp_http_response(const cp_admin_response *resp, int head, int keepalive,
 char *cp_http_message(int status, const char *message, const char *extra, int head, int keepalive,
                       size_t *len);
 
-/* "Not Found" for 404, ...; "Unknown" for codes outside the table. Static string. */
-const char *cp_http_reason(int status);
-
 #endif

@@ -40,69 +40,45 @@ static json_t *arr(json_t *config, const char *k)
     return json_is_array(a) ? a : NULL;
 }
 
-/* "host:port", "[v6]:port" or "host" (Kong's default target port is 8000). */
-static int parse_target(const char *t, char **host, int *port)
-{
-    const char *colon = strrchr(t, ':');
-    *port = 8000;
-    if (t[0] == '[') {
-        const char *end = strchr(t, ']');
-        if (!end)
-            return -1;
-        *host = strndup(t + 1, (size_t)(end - t - 1));
-        if (end[1] == ':')
-            *port = atoi(end + 2);
-    } else if (colon && strchr(t, ':') == colon) {
-        *host = strndup(t, (size_t)(colon - t));
-        *port = atoi(colon + 1);
-    } else {
-        *host = strdup(t);
-    }
-    return *port > 0 && *port < 65536 ? 0 : -1;
-}
-
 static int build_upstreams(dp_generation *g, json_t *config, char *err, size_t errlen)
 {
-    json_t *ups = arr(config, "upstreams"), *tg = arr(config, "targets");
+    json_t *ups = arr(config, "upstreams");
     g->nupstreams = ups ? json_array_size(ups) : 0;
     g->upstreams = calloc(g->nupstreams + 1, sizeof(dp_upstream));
-    size_t i, k;
+    /* Targets grouped by upstream id once, so each balancer reads only its own. */
+    json_t *by_upstream = json_object();
+    size_t i;
     json_t *u, *t;
+    json_array_foreach(arr(config, "targets"), i, t)
+    {
+        const char *uid = fk(t, "upstream");
+        if (!uid)
+            continue;
+        json_t *list = json_object_get(by_upstream, uid);
+        if (!list) {
+            list = json_array();
+            json_object_set_new(by_upstream, uid, list);
+        }
+        json_array_append(list, t);
+    }
+    int rc = 0;
     json_array_foreach(ups, i, u)
     {
         dp_upstream *du = &g->upstreams[i];
         du->id = dupz(str(u, "id"));
         du->name = dupz(str(u, "name"));
         du->host_header = dupz(str(u, "host_header"));
-        size_t nt = 0;
-        json_array_foreach(tg, k, t) nt++;
-        du->targets = calloc(nt + 1, sizeof(dp_target));
-        json_array_foreach(tg, k, t)
-        {
-            const char *uid = fk(t, "upstream");
-            if (!uid || !du->id || strcmp(uid, du->id) != 0)
-                continue;
-            long long w = num(t, "weight", 100);
-            if (w <= 0)
-                continue;
-            dp_target *dt = &du->targets[du->ntargets];
-            const char *ts = str(t, "target");
-            if (!ts || parse_target(ts, &dt->host, &dt->port) != 0) {
-                free(dt->host);
-                snprintf(err, errlen, "targets %s: bad target '%s'",
-                         str(t, "id") ? str(t, "id") : "?", ts ? ts : "");
-                return -1;
-            }
-            dt->weight = (unsigned)(w > 65535 ? 65535 : w);
-            du->ntargets++;
-            if (du->ntargets == 65535)
-                break;
+        json_t *mine = du->id ? json_object_get(by_upstream, du->id) : NULL;
+        json_t *none = mine ? NULL : json_array();
+        du->lb = dp_balancer_build(u, mine ? mine : none, err, errlen);
+        json_decref(none);
+        if (!du->lb) {
+            rc = -1;
+            break;
         }
-        du->lb = dp_balancer_build(u, tg, err, errlen);
-        if (!du->lb)
-            return -1;
     }
-    return 0;
+    json_decref(by_upstream);
+    return rc;
 }
 
 static json_t *ca_pems(json_t *config, const json_t *ids)
@@ -304,9 +280,6 @@ void dp_generation_unref(dp_generation *g)
     free(g->services);
     for (size_t i = 0; i < g->nupstreams; i++) {
         dp_upstream *u = &g->upstreams[i];
-        for (size_t k = 0; k < u->ntargets; k++)
-            free(u->targets[k].host);
-        free(u->targets);
         dp_balancer_free(u->lb);
         free(u->id);
         free(u->name);

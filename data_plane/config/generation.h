@@ -17,15 +17,7 @@
 #include "data_plane/tls/tls.h"
 
 typedef struct {
-    char *host;
-    int port;
-    unsigned weight;
-} dp_target;
-
-typedef struct {
     char *id, *name, *host_header;
-    dp_target *targets; /* weight > 0 only */
-    size_t ntargets;
     struct dp_balancer *lb; /* the balancer and health checks (data_plane/upstream/balancer.h) */
 } dp_upstream;
 

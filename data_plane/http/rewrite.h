@@ -58,9 +58,6 @@ long dp_rewrite_response(const dp_h1_head *resp, const dp_client_resp_info *info
                          size_t cap);
 size_t dp_rewrite_response_size(const dp_h1_head *resp);
 
-/* The reason phrase for a status code ("Bad Gateway"); "Unknown" for others. */
-const char *dp_status_reason(int status);
-
 /* True when name is a hop-by-hop header that a proxy must not forward. */
 int dp_is_hop_by_hop(dp_slice name);
 

@@ -7,6 +7,8 @@
 
 #include "data_plane/http/rewrite.h"
 #include "data_plane/plugins/chain_internal.h"
+#include "data_plane/util/wbuf.h"
+#include "proto/http_status.h"
 #include "proto/version.h"
 
 #define MAX_MESSAGE 400 /* JSON-escaped response messages are cut here */
@@ -503,33 +505,6 @@ size_t dp_plugin_response_size(const dp_plugin_req *req, const char *message)
     return n;
 }
 
-typedef struct {
-    char *p, *end;
-    int overflow;
-} wbuf;
-
-static void put(wbuf *w, const char *s, size_t n)
-{
-    if (w->overflow || (size_t)(w->end - w->p) < n) {
-        w->overflow = 1;
-        return;
-    }
-    memcpy(w->p, s, n);
-    w->p += n;
-}
-
-static void puts_(wbuf *w, const char *s)
-{
-    put(w, s, strlen(s));
-}
-
-static void put_num(wbuf *w, long long v)
-{
-    char b[24];
-    int n = snprintf(b, sizeof(b), "%lld", v);
-    put(w, b, (size_t)n);
-}
-
 long dp_plugin_render_response(dp_plugin_req *req, int status, const char *message, int close,
                                int server_token, dp_slice request_id, long latency_ms, char *out,
                                size_t cap)
@@ -551,48 +526,48 @@ long dp_plugin_render_response(dp_plugin_req *req, int status, const char *messa
         }
     }
     int own_body = req->response_body_set && status == req->response_status;
-    wbuf w = {out, out + cap, 0};
-    puts_(&w, "HTTP/1.1 ");
-    put_num(&w, status);
-    put(&w, " ", 1);
-    puts_(&w, dp_status_reason(status));
-    put(&w, "\r\n", 2);
+    dp_wbuf w = {out, out + cap, 0};
+    dp_wbuf_puts(&w, "HTTP/1.1 ");
+    dp_wbuf_num(&w, status);
+    dp_wbuf_put(&w, " ", 1);
+    dp_wbuf_puts(&w, sl_http_reason(status));
+    dp_wbuf_put(&w, "\r\n", 2);
     if (!own_body && message && !list_get(&req->resp_headers, "content-type"))
-        puts_(&w, "Content-Type: application/json; charset=utf-8\r\n");
+        dp_wbuf_puts(&w, "Content-Type: application/json; charset=utf-8\r\n");
     size_t blen = own_body ? req->response_body.len : message ? strlen(message) + 14 : 0;
-    puts_(&w, "Content-Length: ");
-    put_num(&w, (long long)blen);
-    put(&w, "\r\n", 2);
+    dp_wbuf_puts(&w, "Content-Length: ");
+    dp_wbuf_num(&w, (long long)blen);
+    dp_wbuf_put(&w, "\r\n", 2);
     if (close)
-        puts_(&w, "Connection: close\r\n");
+        dp_wbuf_puts(&w, "Connection: close\r\n");
     if (server_token)
-        puts_(&w, "Server: sluice/" SL_VERSION "\r\n");
+        dp_wbuf_puts(&w, "Server: sluice/" SL_VERSION "\r\n");
     if (latency_ms >= 0) {
-        puts_(&w, "X-Sluice-Response-Latency: ");
-        put_num(&w, latency_ms);
-        put(&w, "\r\n", 2);
+        dp_wbuf_puts(&w, "X-Sluice-Response-Latency: ");
+        dp_wbuf_num(&w, latency_ms);
+        dp_wbuf_put(&w, "\r\n", 2);
     }
     if (request_id.len) {
-        puts_(&w, "X-Sluice-Request-Id: ");
-        put(&w, request_id.p, request_id.len);
-        put(&w, "\r\n", 2);
+        dp_wbuf_puts(&w, "X-Sluice-Request-Id: ");
+        dp_wbuf_put(&w, request_id.p, request_id.len);
+        dp_wbuf_put(&w, "\r\n", 2);
     }
     for (size_t i = 0; i < req->resp_headers.n; i++) {
         const dp_header *x = &req->resp_headers.items[i];
         if (is_framing(x->name))
             continue;
-        put(&w, x->name.p, x->name.len);
-        put(&w, ": ", 2);
-        put(&w, x->value.p, x->value.len);
-        put(&w, "\r\n", 2);
+        dp_wbuf_put(&w, x->name.p, x->name.len);
+        dp_wbuf_put(&w, ": ", 2);
+        dp_wbuf_put(&w, x->value.p, x->value.len);
+        dp_wbuf_put(&w, "\r\n", 2);
     }
-    put(&w, "\r\n", 2);
+    dp_wbuf_put(&w, "\r\n", 2);
     if (own_body) {
-        put(&w, req->response_body.p, req->response_body.len);
+        dp_wbuf_put(&w, req->response_body.p, req->response_body.len);
     } else if (message) {
-        puts_(&w, "{\"message\":\"");
-        puts_(&w, message);
-        puts_(&w, "\"}");
+        dp_wbuf_puts(&w, "{\"message\":\"");
+        dp_wbuf_puts(&w, message);
+        dp_wbuf_puts(&w, "\"}");
     }
     return w.overflow ? -1 : (long)(w.p - out);
 }
