@@ -8,6 +8,7 @@ import os
 
 import pytest
 
+from cluster_harness import DataPlane, cluster_certs, cluster_env, dp_binary
 from sluice_harness import ControlPlane, PgCluster, cp_binary, cp_env, run_cp
 
 
@@ -103,3 +104,40 @@ def control_plane_factory(pg, tmp_path_factory):
         problems += plane.stop()
     if problems:
         pytest.fail("sluice-cp log shows problems:\n" + "\n".join(problems[:50]))
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    """A cluster certificate and key from `sluice-cp certs generate` (shared mTLS mode)."""
+    return cluster_certs(str(tmp_path_factory.mktemp("certs") / "cluster"))
+
+
+@pytest.fixture
+def cluster(pg, bootstrapped_db, tmp_path_factory, certs):
+    """(cp, dp, state): cp(env=None, **kw) starts a control plane on the test's database with
+    the cluster certificate; dp(control_plane, **kw) starts a data plane connected to it. All
+    are stopped after the test, which fails on any bad line in their logs."""
+    if not os.access(dp_binary(), os.X_OK):
+        pytest.fail("%s is missing" % dp_binary())
+    state = {"cps": [], "dps": []}
+
+    def cp(env=None, **kw):
+        c = start_cp(pg, bootstrapped_db, tmp_path_factory,
+                     extra_env=cluster_env(*certs, env), **kw)
+        state["cps"].append(c)
+        return c
+
+    def dp(control_plane, **kw):
+        d = DataPlane(control_plane.cluster_port, *certs,
+                      workdir=str(tmp_path_factory.mktemp("dp")), **kw)
+        d.start()
+        state["dps"].append(d)
+        return d
+
+    yield cp, dp, state
+    problems = []
+    for d in state["dps"]:
+        problems += d.stop()
+    for c in state["cps"]:
+        stop_cp(c)
+    assert not problems, "\n".join(problems[:50])

@@ -5,43 +5,7 @@ with several control plane replicas on one database, every replica's GET
 import os
 import time
 
-import pytest
-
-from cluster_harness import DataPlane, cluster_certs, cluster_env, dp_binary, wait_for
-from conftest import start_cp, stop_cp
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    return cluster_certs(str(tmp_path_factory.mktemp("certs") / "cluster"))
-
-
-@pytest.fixture
-def cluster(pg, bootstrapped_db, tmp_path_factory, certs):
-    if not os.access(dp_binary(), os.X_OK):
-        pytest.fail("%s is missing" % dp_binary())
-    state = {"cps": [], "dps": []}
-
-    def cp(env=None, **kw):
-        c = start_cp(pg, bootstrapped_db, tmp_path_factory,
-                     extra_env=cluster_env(*certs, env), **kw)
-        state["cps"].append(c)
-        return c
-
-    def dp(control_plane, **kw):
-        d = DataPlane(control_plane.cluster_port, *certs,
-                      workdir=str(tmp_path_factory.mktemp("dp")), **kw)
-        d.start()
-        state["dps"].append(d)
-        return d
-
-    yield cp, dp, state
-    problems = []
-    for d in state["dps"]:
-        problems += d.stop()
-    for c in state["cps"]:
-        stop_cp(c)
-    assert not problems, "\n".join(problems[:50])
+from cluster_harness import wait_for
 
 
 def planes(cp, **params):

@@ -10,15 +10,9 @@ import secrets
 import pytest
 import requests
 
-from cluster_harness import (DataPlane, EchoUpstream, cluster_certs, cluster_env, dp_binary,
-                             wait_for)
+from cluster_harness import DataPlane, EchoUpstream, cluster_env, dp_binary, wait_for
 from conftest import start_cp, stop_cp
 from fake_cp import FakeControlPlane, pack_envelope, read_envelope
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    return cluster_certs(str(tmp_path_factory.mktemp("certs") / "cluster"))
 
 
 @pytest.fixture(scope="module")

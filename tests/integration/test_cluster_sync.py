@@ -2,20 +2,13 @@
 snapshots over mutual TLS to real data planes, which serve them, survive the control plane's
 absence from their on-disk cache, and follow it again when it returns."""
 
-import os
 import threading
 
 import pytest
 import requests
 
-from cluster_harness import (DataPlane, EchoUpstream, cluster_certs, cluster_env, dp_binary,
-                             wait_for)
-from conftest import start_cp, stop_cp
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    return cluster_certs(str(tmp_path_factory.mktemp("certs") / "cluster"))
+from cluster_harness import EchoUpstream, wait_for
+from conftest import stop_cp
 
 
 @pytest.fixture(scope="module")
@@ -23,35 +16,6 @@ def upstream():
     u = EchoUpstream("one")
     yield u
     u.close()
-
-
-@pytest.fixture
-def cluster(pg, bootstrapped_db, tmp_path_factory, certs):
-    """A control plane and a list of data planes started by the test (all stopped after)."""
-    if not os.access(dp_binary(), os.X_OK):
-        pytest.fail("%s is missing" % dp_binary())
-    state = {"cps": [], "dps": []}
-
-    def cp(**kw):
-        c = start_cp(pg, bootstrapped_db, tmp_path_factory,
-                     extra_env=cluster_env(*certs), **kw)
-        state["cps"].append(c)
-        return c
-
-    def dp(control_plane, **kw):
-        d = DataPlane(control_plane.cluster_port, *certs,
-                      workdir=str(tmp_path_factory.mktemp("dp")), **kw)
-        d.start()
-        state["dps"].append(d)
-        return d
-
-    yield cp, dp, state
-    problems = []
-    for d in state["dps"]:
-        problems += d.stop()
-    for c in state["cps"]:
-        stop_cp(c)
-    assert not problems, "\n".join(problems[:50])
 
 
 def cp_version(cp):
