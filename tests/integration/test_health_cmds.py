@@ -4,6 +4,7 @@ them."""
 
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -154,22 +155,30 @@ def test_dp_not_running(sluice_cp_bin):
 def test_dp_draining_is_not_ready(tmp_path, started):
     """During the drain after SIGTERM a data plane is no longer ready (load balancers stop
     sending to it): health fails naming the drain."""
+    import socket
+    # An upstream that accepts (the kernel's backlog) but never answers keeps one request in
+    # flight, so the drain lasts until drain_timeout whatever the machine's speed.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
     conf = str(tmp_path / "kong.yml")
     with open(conf, "w") as f:
-        f.write(KONG)
+        f.write(KONG.replace("http://127.0.0.1:9", "http://127.0.0.1:%d" % silent.getsockname()[1]))
     dp = DblessDP(tmp_path / "dp", conf)
+    dp.env["SLUICE_DRAIN_TIMEOUT"] = "5"
     started.append(dp)
     dp.start()
-    # a client connection kept open keeps the drain going long enough to look at it
-    import socket
     s = socket.create_connection(("127.0.0.1", dp.proxy_port))
-    s.sendall(b"GET /r HTTP/1.1\r\nHost: x\r\n")  # a request head still arriving
+    s.sendall(b"GET /r HTTP/1.1\r\nHost: x\r\n\r\n")
     try:
+        wait_for(lambda: dp_health(dp.status_port).returncode == 0, what="DP ready")
+        time.sleep(0.2)  # the request reaches the silent upstream
         dp.proc.terminate()
         r = wait_for(lambda: (lambda x: x if x.returncode != 0 else None)(
             dp_health(dp.status_port)), what="health failing during the drain")
         assert "not ready: draining" in one_line(r), r.output
     finally:
         s.close()
+        silent.close()
     dp.proc.wait(timeout=40)
     assert os.path.exists(conf)
