@@ -71,10 +71,8 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-if "$bin/sluice-dp" serve --help >/dev/null 2>&1; then
-  SLUICE_PREFIX=$data/dp "$bin/sluice-dp" serve &
-  pids+=($!)
-fi
+SLUICE_PREFIX=$data/dp "$bin/sluice-dp" serve &
+pids+=($!)
 
 cat <<MSG
 

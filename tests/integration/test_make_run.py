@@ -250,9 +250,7 @@ def test_walkthrough_creates_service_and_route(make_run, upstream):
 
 def test_walkthrough_proxies_through_the_data_plane(make_run, upstream):
     make_run.note_children()
-    if not dp_runs(make_run):
-        pytest.xfail("run.sh started no data plane (build/sluice-dp missing or lacks "
-                     "`serve`): the proxy step cannot run yet")
+    assert dp_runs(make_run), "run.sh started no data plane:\n" + make_run.log()
     commands = [c for c in walkthrough_commands() if "8000" in c]
     assert len(commands) == 1, walkthrough_commands()
     command = readme_command(make_run, upstream, commands[0])
@@ -263,13 +261,6 @@ def test_walkthrough_proxies_through_the_data_plane(make_run, upstream):
         if status == 200 or time.time() > deadline:
             break
         time.sleep(0.25)
-    dp_pids = [pid for pid, line in make_run.seen.items() if line.endswith("sluice-dp serve")]
-    dp_cluster_lines = [line for line in make_run.log().splitlines()
-                        if "cluster:" in line and any(" %d#" % p in line for p in dp_pids)]
-    if status != 200 and not dp_cluster_lines:
-        # Every cluster-client message starts "cluster:"; none means the data plane never
-        # started its client, which is work in progress, not a fault of make run.
-        pytest.xfail("sluice-dp serve does not connect to a control plane yet")
     assert status == 200, "proxy answered %d: %s\n%s" % (status, body, make_run.log())
     got = json.loads(body)
     assert got["upstream"] == "sluice-test"
