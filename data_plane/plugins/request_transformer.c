@@ -19,80 +19,32 @@
 #include <string.h>
 
 #include "data_plane/plugins/plugin.h"
+#include "data_plane/plugins/transform_actions.h"
 #include "proto/log.h"
 
 #define MAX_PARAMS 128       /* query parameters handled; more pass untransformed */
 #define MAX_BODY_PARAMS 1024 /* form body parameters handled; more pass untransformed */
 
 typedef struct {
-    char *name, *value; /* value NULL for remove */
-} pair;
-
-typedef struct {
-    pair *items;
-    size_t n;
-} pairs;
-
-enum { A_REMOVE, A_RENAME, A_REPLACE, A_ADD, A_APPEND, A__N };
-static const char *const ACTIONS[A__N] = {"remove", "rename", "replace", "add", "append"};
-
-typedef struct {
-    pairs headers[A__N], query[A__N], body[A__N];
+    dp_tx_list headers[DP_TX_ACTIONS], query[DP_TX_ACTIONS], body[DP_TX_ACTIONS];
     char *uri;    /* replace.uri */
     char *method; /* http_method */
     int body_work;
 } rt_conf;
-
-static void pairs_free(pairs *p)
-{
-    for (size_t i = 0; i < p->n; i++) {
-        free(p->items[i].name);
-        free(p->items[i].value);
-    }
-    free(p->items);
-}
 
 static void rt_free(void *state)
 {
     rt_conf *c = state;
     if (!c)
         return;
-    for (int a = 0; a < A__N; a++) {
-        pairs_free(&c->headers[a]);
-        pairs_free(&c->query[a]);
-        pairs_free(&c->body[a]);
+    for (int a = 0; a < DP_TX_ACTIONS; a++) {
+        dp_tx_free(&c->headers[a]);
+        dp_tx_free(&c->query[a]);
+        dp_tx_free(&c->body[a]);
     }
     free(c->uri);
     free(c->method);
     free(c);
-}
-
-/* "name:value" (or a bare name for remove) from config[action][field]. */
-static int parse_list(const json_t *config, int action, const char *field, pairs *out)
-{
-    const json_t *arr = json_object_get(json_object_get(config, ACTIONS[action]), field);
-    size_t n = json_array_size(arr), i;
-    out->items = calloc(n ? n : 1, sizeof(pair));
-    if (!out->items)
-        return -1;
-    const json_t *v;
-    json_array_foreach(arr, i, v)
-    {
-        const char *s = json_string_value(v);
-        if (!s)
-            continue;
-        const char *colon = action == A_REMOVE ? NULL : strchr(s, ':');
-        pair *p = &out->items[out->n];
-        p->name = colon ? strndup(s, (size_t)(colon - s)) : strdup(s);
-        p->value = colon ? strdup(colon + 1) : NULL;
-        if (!p->name || (colon && !p->value)) {
-            free(p->name);
-            free(p->value);
-            return -1;
-        }
-        out->n++;
-    }
-    return 0;
 }
 
 static int rt_init(const json_t *config, const char *id, void *shared, void **state, char *err,
@@ -101,12 +53,12 @@ static int rt_init(const json_t *config, const char *id, void *shared, void **st
     rt_conf *c = calloc(1, sizeof(*c));
     if (!c)
         goto oom;
-    for (int a = 0; a < A__N; a++)
-        if (parse_list(config, a, "headers", &c->headers[a]) != 0 ||
-            parse_list(config, a, "querystring", &c->query[a]) != 0 ||
-            parse_list(config, a, "body", &c->body[a]) != 0)
+    for (int a = 0; a < DP_TX_ACTIONS; a++)
+        if (dp_tx_parse(config, a, "headers", NULL, &c->headers[a]) != 0 ||
+            dp_tx_parse(config, a, "querystring", NULL, &c->query[a]) != 0 ||
+            dp_tx_parse(config, a, "body", NULL, &c->body[a]) != 0)
             goto oom;
-    for (int a = 0; a < A__N; a++)
+    for (int a = 0; a < DP_TX_ACTIONS; a++)
         c->body_work |= c->body[a].n > 0;
     const char *m = json_string_value(json_object_get(config, "http_method"));
     if (m && !(c->method = strdup(m)))
@@ -126,31 +78,7 @@ oom:
 
 static void transform_headers(const rt_conf *c, dp_plugin_req *req)
 {
-    for (size_t i = 0; i < c->headers[A_REMOVE].n; i++)
-        dp_plugin_up_header_remove(req, c->headers[A_REMOVE].items[i].name);
-    for (size_t i = 0; i < c->headers[A_RENAME].n; i++) {
-        const pair *p = &c->headers[A_RENAME].items[i];
-        const dp_slice *v = dp_plugin_req_header(req, p->name);
-        if (!v)
-            continue;
-        dp_slice keep = *v; /* arena or connection bytes: stay valid after the edits */
-        dp_plugin_up_header_remove(req, p->name);
-        dp_plugin_up_header_set(req, p->value, keep);
-    }
-    for (size_t i = 0; i < c->headers[A_REPLACE].n; i++) {
-        const pair *p = &c->headers[A_REPLACE].items[i];
-        if (dp_plugin_req_header(req, p->name))
-            dp_plugin_up_header_set(req, p->name, dp_slice_cstr(p->value));
-    }
-    for (size_t i = 0; i < c->headers[A_ADD].n; i++) {
-        const pair *p = &c->headers[A_ADD].items[i];
-        if (!dp_plugin_req_header(req, p->name))
-            dp_plugin_up_header_set(req, p->name, dp_slice_cstr(p->value));
-    }
-    for (size_t i = 0; i < c->headers[A_APPEND].n; i++) {
-        const pair *p = &c->headers[A_APPEND].items[i];
-        dp_plugin_up_header_add(req, p->name, dp_slice_cstr(p->value));
-    }
+    dp_tx_apply_headers(c->headers, &dp_tx_upstream_headers, req);
 }
 
 /* --- query string --- */
@@ -236,9 +164,9 @@ static int q_push(dp_arena *a, qparam *q, size_t *n, size_t max, const char *key
     return 0;
 }
 
-static int has_work(const pairs *acts)
+static int has_work(const dp_tx_list *acts)
 {
-    for (int a = 0; a < A__N; a++)
+    for (int a = 0; a < DP_TX_ACTIONS; a++)
         if (acts[a].n)
             return 1;
     return 0;
@@ -246,10 +174,10 @@ static int has_work(const pairs *acts)
 
 static _Atomic int warned_params, warned_body;
 
-/* Applies acts[A__N] to the form-encoded parameters in `in` (a query string or a form body),
- * at most max of them (room for the added ones included). Returns 0 with *out in the arena,
+/* Applies acts[DP_TX_ACTIONS] to the form-encoded parameters in `in` (a query string or a form
+ * body), at most max of them (room for the added ones included). Returns 0 with *out in the arena,
  * -1 when `in` must pass untransformed. */
-static int transform_params(const pairs *acts, dp_arena *a, dp_slice in, size_t max,
+static int transform_params(const dp_tx_list *acts, dp_arena *a, dp_slice in, size_t max,
                             const char *what, dp_slice *out)
 {
     qparam *q = dp_arena_alloc(a, max * sizeof(qparam));
@@ -277,18 +205,18 @@ static int transform_params(const pairs *acts, dp_arena *a, dp_slice in, size_t 
         }
         i = end + 1;
     }
-    for (size_t i = 0; i < acts[A_REMOVE].n; i++)
-        q_remove(q, &n, acts[A_REMOVE].items[i].name);
-    for (size_t i = 0; i < acts[A_RENAME].n; i++) {
-        const pair *p = &acts[A_RENAME].items[i];
+    for (size_t i = 0; i < acts[DP_TX_REMOVE].n; i++)
+        q_remove(q, &n, acts[DP_TX_REMOVE].items[i].name);
+    for (size_t i = 0; i < acts[DP_TX_RENAME].n; i++) {
+        const dp_tx_item *p = &acts[DP_TX_RENAME].items[i];
         for (size_t k = 0; k < n; k++)
             if (strcmp(q[k].dkey, p->name) == 0) {
                 q[k].key = url_encode(a, p->value);
                 q[k].dkey = p->value;
             }
     }
-    for (size_t i = 0; i < acts[A_REPLACE].n; i++) {
-        const pair *p = &acts[A_REPLACE].items[i];
+    for (size_t i = 0; i < acts[DP_TX_REPLACE].n; i++) {
+        const dp_tx_item *p = &acts[DP_TX_REPLACE].items[i];
         /* in place: the first occurrence takes the value, repeats go */
         size_t k = 0;
         int seen = 0;
@@ -302,13 +230,13 @@ static int transform_params(const pairs *acts, dp_arena *a, dp_slice in, size_t 
         }
         n = k;
     }
-    for (size_t i = 0; i < acts[A_ADD].n; i++) {
-        const pair *p = &acts[A_ADD].items[i];
+    for (size_t i = 0; i < acts[DP_TX_ADD].n; i++) {
+        const dp_tx_item *p = &acts[DP_TX_ADD].items[i];
         if (!q_has(q, n, p->name))
             q_push(a, q, &n, max, p->name, url_encode(a, p->value));
     }
-    for (size_t i = 0; i < acts[A_APPEND].n; i++) {
-        const pair *p = &acts[A_APPEND].items[i];
+    for (size_t i = 0; i < acts[DP_TX_APPEND].n; i++) {
+        const dp_tx_item *p = &acts[DP_TX_APPEND].items[i];
         q_push(a, q, &n, max, p->name, url_encode(a, p->value));
     }
     size_t len = 0;
@@ -412,10 +340,10 @@ static void transform_json(const rt_conf *c, dp_plugin_req *req, dp_slice body)
         json_decref(doc);
         return;
     }
-    for (size_t i = 0; i < c->body[A_REMOVE].n; i++)
-        json_object_del(doc, c->body[A_REMOVE].items[i].name);
-    for (size_t i = 0; i < c->body[A_RENAME].n; i++) {
-        const pair *p = &c->body[A_RENAME].items[i];
+    for (size_t i = 0; i < c->body[DP_TX_REMOVE].n; i++)
+        json_object_del(doc, c->body[DP_TX_REMOVE].items[i].name);
+    for (size_t i = 0; i < c->body[DP_TX_RENAME].n; i++) {
+        const dp_tx_item *p = &c->body[DP_TX_RENAME].items[i];
         json_t *v = json_object_get(doc, p->name);
         if (!v)
             continue;
@@ -423,18 +351,18 @@ static void transform_json(const rt_conf *c, dp_plugin_req *req, dp_slice body)
         json_object_del(doc, p->name);
         json_object_set_new(doc, p->value, v);
     }
-    for (size_t i = 0; i < c->body[A_REPLACE].n; i++) {
-        const pair *p = &c->body[A_REPLACE].items[i];
+    for (size_t i = 0; i < c->body[DP_TX_REPLACE].n; i++) {
+        const dp_tx_item *p = &c->body[DP_TX_REPLACE].items[i];
         if (json_object_get(doc, p->name))
             json_object_set_new(doc, p->name, json_string(p->value));
     }
-    for (size_t i = 0; i < c->body[A_ADD].n; i++) {
-        const pair *p = &c->body[A_ADD].items[i];
+    for (size_t i = 0; i < c->body[DP_TX_ADD].n; i++) {
+        const dp_tx_item *p = &c->body[DP_TX_ADD].items[i];
         if (!json_object_get(doc, p->name))
             json_object_set_new(doc, p->name, json_string(p->value));
     }
-    for (size_t i = 0; i < c->body[A_APPEND].n; i++)
-        json_append(doc, c->body[A_APPEND].items[i].name, c->body[A_APPEND].items[i].value);
+    for (size_t i = 0; i < c->body[DP_TX_APPEND].n; i++)
+        json_append(doc, c->body[DP_TX_APPEND].items[i].name, c->body[DP_TX_APPEND].items[i].value);
     char *out = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);
     if (out)

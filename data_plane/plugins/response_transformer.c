@@ -12,27 +12,13 @@
 #include <strings.h>
 
 #include "data_plane/plugins/plugin.h"
+#include "data_plane/plugins/transform_actions.h"
 #include "proto/log.h"
 
 #define DP_RT_MAX_BODY (1024 * 1024)
 
-enum { A_REMOVE, A_RENAME, A_REPLACE, A_ADD, A_APPEND, A__N };
-static const char *const ACTIONS[A__N] = {"remove", "rename", "replace", "add", "append"};
-
-typedef enum { T_STRING, T_NUMBER, T_BOOLEAN } value_type;
-
 typedef struct {
-    char *name, *value;
-    value_type type;
-} item;
-
-typedef struct {
-    item *items;
-    size_t n;
-} items;
-
-typedef struct {
-    items headers[A__N], json[A__N];
+    dp_tx_list headers[DP_TX_ACTIONS], json[DP_TX_ACTIONS];
     int json_work;
 } rsp_conf;
 
@@ -42,59 +28,16 @@ typedef struct {
     int passthrough; /* gave up: bytes go out as they come */
 } body_ctx;
 
-static void items_free(items *l)
-{
-    for (size_t i = 0; i < l->n; i++) {
-        free(l->items[i].name);
-        free(l->items[i].value);
-    }
-    free(l->items);
-}
-
 static void rsp_free(void *state)
 {
     rsp_conf *c = state;
     if (!c)
         return;
-    for (int a = 0; a < A__N; a++) {
-        items_free(&c->headers[a]);
-        items_free(&c->json[a]);
+    for (int a = 0; a < DP_TX_ACTIONS; a++) {
+        dp_tx_free(&c->headers[a]);
+        dp_tx_free(&c->json[a]);
     }
     free(c);
-}
-
-static int parse_list(const json_t *config, int action, const char *field, items *out)
-{
-    const json_t *rec = json_object_get(config, ACTIONS[action]);
-    const json_t *arr = json_object_get(rec, field);
-    const json_t *types = strcmp(field, "json") == 0 ? json_object_get(rec, "json_types") : NULL;
-    size_t n = json_array_size(arr), i;
-    out->items = calloc(n ? n : 1, sizeof(item));
-    if (!out->items)
-        return -1;
-    const json_t *v;
-    json_array_foreach(arr, i, v)
-    {
-        const char *s = json_string_value(v);
-        if (!s)
-            continue;
-        const char *colon = action == A_REMOVE ? NULL : strchr(s, ':');
-        item *it = &out->items[out->n];
-        it->name = colon ? strndup(s, (size_t)(colon - s)) : strdup(s);
-        it->value = colon ? strdup(colon + 1) : NULL;
-        const char *t = json_string_value(json_array_get(types, i));
-        it->type = !t                          ? T_STRING
-                   : strcmp(t, "number") == 0  ? T_NUMBER
-                   : strcmp(t, "boolean") == 0 ? T_BOOLEAN
-                                               : T_STRING;
-        if (!it->name || (colon && !it->value)) {
-            free(it->name);
-            free(it->value);
-            return -1;
-        }
-        out->n++;
-    }
-    return 0;
 }
 
 static int rsp_init(const json_t *config, const char *id, void *shared, void **state, char *err,
@@ -103,9 +46,9 @@ static int rsp_init(const json_t *config, const char *id, void *shared, void **s
     rsp_conf *c = calloc(1, sizeof(*c));
     if (!c)
         goto oom;
-    for (int a = 0; a < A__N; a++) {
-        if (parse_list(config, a, "headers", &c->headers[a]) != 0 ||
-            parse_list(config, a, "json", &c->json[a]) != 0)
+    for (int a = 0; a < DP_TX_ACTIONS; a++) {
+        if (dp_tx_parse(config, a, "headers", NULL, &c->headers[a]) != 0 ||
+            dp_tx_parse(config, a, "json", "json_types", &c->json[a]) != 0)
             goto oom;
         c->json_work |= c->json[a].n > 0;
     }
@@ -131,32 +74,7 @@ static int is_json(const dp_slice *ct)
 static void rsp_header_filter(void *state, dp_plugin_req *req, void **ctx)
 {
     const rsp_conf *c = state;
-    const items *h = c->headers;
-    for (size_t i = 0; i < h[A_REMOVE].n; i++)
-        dp_plugin_resp_header_remove(req, h[A_REMOVE].items[i].name);
-    for (size_t i = 0; i < h[A_RENAME].n; i++) {
-        const item *it = &h[A_RENAME].items[i];
-        const dp_slice *v = dp_plugin_resp_header(req, it->name);
-        if (v) {
-            dp_slice keep = *v;
-            dp_plugin_resp_header_remove(req, it->name);
-            dp_plugin_resp_header_set(req, it->value, keep);
-        }
-    }
-    for (size_t i = 0; i < h[A_REPLACE].n; i++) {
-        const item *it = &h[A_REPLACE].items[i];
-        if (dp_plugin_resp_header(req, it->name))
-            dp_plugin_resp_header_set(req, it->name, dp_slice_cstr(it->value));
-    }
-    for (size_t i = 0; i < h[A_ADD].n; i++) {
-        const item *it = &h[A_ADD].items[i];
-        if (!dp_plugin_resp_header(req, it->name))
-            dp_plugin_resp_header_set(req, it->name, dp_slice_cstr(it->value));
-    }
-    for (size_t i = 0; i < h[A_APPEND].n; i++) {
-        const item *it = &h[A_APPEND].items[i];
-        dp_plugin_resp_header_add(req, it->name, dp_slice_cstr(it->value));
-    }
+    dp_tx_apply_headers(c->headers, &dp_tx_response_headers, req);
 
     if (!c->json_work || req->status == 204 || req->status == 304 ||
         dp_slice_ieq(req->method, "HEAD") || !is_json(dp_plugin_resp_header(req, "Content-Type")))
@@ -193,12 +111,12 @@ static void rsp_header_filter(void *state, dp_plugin_req *req, void **ctx)
 }
 
 /* Kong's cast_value. NULL when out of memory. */
-static json_t *typed(const item *it)
+static json_t *typed(const dp_tx_item *it)
 {
     switch (it->type) {
-    case T_BOOLEAN:
+    case DP_TX_BOOLEAN:
         return json_boolean(strcmp(it->value, "true") == 0);
-    case T_NUMBER: {
+    case DP_TX_NUMBER: {
         char *end;
         double d = strtod(it->value, &end);
         if (end == it->value || *end)
@@ -214,7 +132,7 @@ static json_t *typed(const item *it)
 
 /* Kong's append_value: a string becomes [old, new], an array grows, anything else is
  * replaced by [new]. */
-static void append(json_t *obj, const item *it)
+static void append(json_t *obj, const dp_tx_item *it)
 {
     json_t *cur = json_object_get(obj, it->name);
     json_t *v = typed(it);
@@ -240,29 +158,29 @@ static char *transform(const rsp_conf *c, dp_plugin_req *req, const char *body, 
         json_decref(o);
         return NULL;
     }
-    const items *j = c->json;
-    for (size_t i = 0; i < j[A_REMOVE].n; i++)
-        json_object_del(o, j[A_REMOVE].items[i].name);
-    for (size_t i = 0; i < j[A_RENAME].n; i++) {
-        const item *it = &j[A_RENAME].items[i];
+    const dp_tx_list *j = c->json;
+    for (size_t i = 0; i < j[DP_TX_REMOVE].n; i++)
+        json_object_del(o, j[DP_TX_REMOVE].items[i].name);
+    for (size_t i = 0; i < j[DP_TX_RENAME].n; i++) {
+        const dp_tx_item *it = &j[DP_TX_RENAME].items[i];
         json_t *v = json_object_get(o, it->name);
         if (v) {
             json_object_set(o, it->value, v);
             json_object_del(o, it->name);
         }
     }
-    for (size_t i = 0; i < j[A_REPLACE].n; i++) {
-        const item *it = &j[A_REPLACE].items[i];
+    for (size_t i = 0; i < j[DP_TX_REPLACE].n; i++) {
+        const dp_tx_item *it = &j[DP_TX_REPLACE].items[i];
         if (json_object_get(o, it->name))
             json_object_set_new(o, it->name, typed(it));
     }
-    for (size_t i = 0; i < j[A_ADD].n; i++) {
-        const item *it = &j[A_ADD].items[i];
+    for (size_t i = 0; i < j[DP_TX_ADD].n; i++) {
+        const dp_tx_item *it = &j[DP_TX_ADD].items[i];
         if (!json_object_get(o, it->name))
             json_object_set_new(o, it->name, typed(it));
     }
-    for (size_t i = 0; i < j[A_APPEND].n; i++)
-        append(o, &j[A_APPEND].items[i]);
+    for (size_t i = 0; i < j[DP_TX_APPEND].n; i++)
+        append(o, &j[DP_TX_APPEND].items[i]);
     size_t n = json_dumpb(o, NULL, 0, JSON_COMPACT);
     char *out = n ? dp_arena_alloc(req->arena, n) : NULL;
     if (out)
