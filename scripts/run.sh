@@ -73,6 +73,11 @@ done
 
 SLUICE_PREFIX=$data/dp "$bin/sluice-dp" serve &
 pids+=($!)
+# "Sluice is running" only once the proxy has its first configuration from the control plane.
+for _ in $(seq 1 100); do
+  "$bin/sluice-dp" health >/dev/null 2>&1 && break
+  sleep 0.1
+done
 
 cat <<MSG
 

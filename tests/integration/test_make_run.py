@@ -151,14 +151,17 @@ class MakeRun:
                 raise AssertionError("run.sh exited with %d:\n%s" % (self.proc.returncode,
                                                                      self.log()))
             self.note_children()
-            try:
-                if requests.get("http://127.0.0.1:%d/status" % self.admin,
-                                timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
+            # As a newcomer does: start typing once run.sh says the gateway is running
+            # (printed after both planes are up).
+            if "Sluice is running." in self.log():
+                try:
+                    if requests.get("http://127.0.0.1:%d/status" % self.admin,
+                                    timeout=2).status_code == 200:
+                        return
+                except requests.RequestException:
+                    pass
             time.sleep(0.2)
-        raise AssertionError("Admin API not up within %d s:\n%s" % (START_TIMEOUT, self.log()))
+        raise AssertionError("run.sh did not say the gateway is running within %d s:\n%s" % (START_TIMEOUT, self.log()))
 
     def interrupt(self):
         """Ctrl-C: SIGINT to the whole foreground process group, as a terminal sends it."""
