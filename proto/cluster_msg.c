@@ -9,8 +9,8 @@
 #include "proto/msgpack_json.h"
 #include "proto/uuid.h"
 
-static const char *const type_names[] = {"unknown", "hello",   "ack",     "error",
-                                         "ping",    "refused", "snapshot"};
+static const char *const type_names[] = {"unknown", "hello",   "ack",      "error",
+                                         "ping",    "refused", "snapshot", "delta"};
 
 const char *sl_cmsg_type_name(sl_cmsg_type t)
 {
@@ -317,8 +317,8 @@ int sl_cmsg_decode(const unsigned char *bytes, size_t len, sl_cluster_msg *m, ch
     }
     if (sl_cmsg_peek_type(bytes, len, &m->type, err, errlen))
         return -1;
-    if (m->type == SL_CMSG_SNAPSHOT) {
-        snprintf(err, errlen, "a snapshot is not a control message");
+    if (m->type == SL_CMSG_SNAPSHOT || m->type == SL_CMSG_DELTA) {
+        snprintf(err, errlen, "a %s is not a control message", sl_cmsg_type_name(m->type));
         return -1;
     }
     if (m->type == SL_CMSG_UNKNOWN)

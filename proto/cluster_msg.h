@@ -9,6 +9,7 @@
  *   error    {version, hash, message, errors[]}                                    DP -> CP
  *   ping     {config_version, config_hash}                                         DP -> CP
  *   refused  {reason, message}                                                     CP -> DP
+ *   snapshot (proto/snapshot.h), delta (proto/snapshot_delta.h)                     CP -> DP
  *
  * Encoding and decoding are pure functions over bytes. The decoder is strict about the types
  * and sizes of the fields it knows, requires the fields each type needs, and skips fields it
@@ -34,6 +35,7 @@ typedef enum {
     SL_CMSG_PING,     /* DP is alive and serves this version */
     SL_CMSG_REFUSED,  /* CP will not serve this DP; the connection closes */
     SL_CMSG_SNAPSHOT, /* CP sends a config (proto/snapshot.h envelope) */
+    SL_CMSG_DELTA,    /* CP sends the changes since the DP's version (proto/snapshot_delta.h) */
 } sl_cmsg_type;
 
 typedef struct {

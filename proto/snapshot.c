@@ -14,39 +14,8 @@
 #include "proto/msgpack_json.h"
 #include "proto/parallel.h"
 #include "proto/schema.h"
-
-/* The field named by key k, or NULL. Canonical rows list fields in schema order, so the
- * field after the previous one (*hint) is tried first: one comparison per key, usually. */
-static const sl_field *field_by_key(const sl_entity *e, const char *k, uint32_t klen, size_t *hint)
-{
-    for (size_t n = 0; n < e->nfields; n++) {
-        size_t i = (*hint + n) % e->nfields;
-        const char *name = e->fields[i].name;
-        if (strnlen(name, (size_t)klen + 1) == klen && memcmp(name, k, klen) == 0) {
-            *hint = i + 1;
-            return &e->fields[i];
-        }
-    }
-    return NULL;
-}
-
-/* ---- encoding ---- */
-
-/* msgpack_sbuffer that remembers an allocation failure (the packer ignores write errors). */
-typedef struct {
-    msgpack_sbuffer sb;
-    int oom;
-} sl_sbuf;
-
-static int sbuf_write(void *data, const char *buf, size_t len)
-{
-    sl_sbuf *b = data;
-    if (b->oom || msgpack_sbuffer_write(&b->sb, buf, len) != 0) {
-        b->oom = 1;
-        return -1;
-    }
-    return 0;
-}
+#include "proto/snapshot_rows.h"
+#include <openssl/sha.h>
 
 typedef struct {
     const char *id;
@@ -58,84 +27,48 @@ static int row_cmp(const void *a, const void *b)
     return strcmp(((const sl_row_ref *)a)->id, ((const sl_row_ref *)b)->id);
 }
 
-/* A FOREIGN value is always {"id": "<uuid>"} in canonical bytes, whether the caller gave that
- * object (with or without other keys) or a bare id string. */
-static int pack_foreign(msgpack_packer *pk, const json_t *v, const char *ename, const char *id,
-                        const sl_field *f, char *err, size_t errlen)
-{
-    const json_t *fid = json_is_object(v) ? json_object_get(v, "id") : v;
-    if (!json_is_string(fid)) {
-        snprintf(err, errlen, "%s %s: %s must be {\"id\": \"<uuid>\"}", ename, id, f->name);
-        return -1;
-    }
-    msgpack_pack_map(pk, 1);
-    sl_mp_pack_cstr(pk, "id");
-    sl_mp_pack_strn(pk, json_string_value(fid), json_string_length(fid));
-    return 0;
-}
-
-static int pack_entity_rows(msgpack_packer *pk, const sl_entity *e, const json_t *rows, char *err,
-                            size_t errlen)
+/* Packs one entity's rows in id order; each row's digest (the sha256 of the bytes it takes in
+ * the buffer) goes to digests. */
+static int pack_entity_rows(msgpack_packer *pk, sl_sbuf *buf, const sl_entity *e,
+                            const json_t *rows, sl_row_digests *digests, char *err, size_t errlen)
 {
     size_t n = json_array_size(rows);
     sl_row_ref *refs = malloc((n ? n : 1) * sizeof(*refs));
-    if (!refs) {
-        snprintf(err, errlen, "out of memory encoding %s", e->name);
-        return -1;
-    }
-    for (size_t i = 0; i < n; i++) {
-        const json_t *row = json_array_get(rows, i);
-        const json_t *id = json_object_get(row, "id");
-        if (!json_is_object(row) || !json_is_string(id)) {
-            snprintf(err, errlen, "%s[%zu]: not an object with a string id", e->name, i);
-            free(refs);
-            return -1;
-        }
-        refs[i].id = json_string_value(id);
-        refs[i].row = row;
-    }
-    sl_sort(refs, n, sizeof(*refs), row_cmp);
-    /* One pass over each row's members, placed by schema position: cheaper than a hash
-     * lookup per schema field when there are many rows. */
     const json_t **vals = malloc((e->nfields ? e->nfields : 1) * sizeof(*vals));
-    if (!vals) {
+    if (!refs || !vals) {
         free(refs);
+        free(vals);
         snprintf(err, errlen, "out of memory encoding %s", e->name);
         return -1;
     }
     int rc = 0;
-    msgpack_pack_array(pk, n);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const json_t *row = json_array_get(rows, i);
+        const json_t *id = json_object_get(row, "id");
+        if (!json_is_object(row) || !json_is_string(id)) {
+            snprintf(err, errlen, "%s[%zu]: not an object with a string id", e->name, i);
+            rc = -1;
+        }
+        refs[i].id = json_string_value(id);
+        refs[i].row = row;
+    }
+    if (rc == 0)
+        sl_sort(refs, n, sizeof(*refs), row_cmp);
+    if (rc == 0)
+        msgpack_pack_array(pk, n);
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (i > 0 && strcmp(refs[i - 1].id, refs[i].id) == 0) {
             snprintf(err, errlen, "%s: duplicate id %s", e->name, refs[i].id);
             rc = -1;
             break;
         }
-        memset(vals, 0, e->nfields * sizeof(*vals));
-        size_t hint = 0;
-        const char *key;
-        json_t *value;
-        json_object_foreach((json_t *)refs[i].row, key, value)
-        {
-            const sl_field *f = field_by_key(e, key, strlen(key), &hint);
-            if (f) /* fields the schema does not know are left out */
-                vals[f - e->fields] = value;
-        }
-        /* Every schema field, in schema order, so the bytes do not depend on how the
-         * caller built its objects. */
-        msgpack_pack_map(pk, e->nfields);
-        for (size_t k = 0; k < e->nfields && rc == 0; k++) {
-            const sl_field *f = &e->fields[k];
-            const json_t *v = vals[k];
-            sl_mp_pack_cstr(pk, f->name);
-            if (!v || json_is_null(v))
-                msgpack_pack_nil(pk);
-            else if (f->type == SL_T_FOREIGN)
-                rc = pack_foreign(pk, v, e->name, refs[i].id, f, err, errlen);
-            else if (sl_mp_pack_json(pk, v, err, errlen)) {
-                char inner[256];
-                snprintf(inner, sizeof(inner), "%s", err);
-                snprintf(err, errlen, "%s %s: %s: %s", e->name, refs[i].id, f->name, inner);
+        size_t start = buf->sb.size;
+        rc = sl_snapshot_pack_row_into(pk, e, refs[i].row, refs[i].id, vals, err, errlen);
+        if (rc == 0 && !buf->oom) {
+            sl_digest d;
+            SHA256((const unsigned char *)buf->sb.data + start, buf->sb.size - start, d.b);
+            if (sl_row_digests_set(digests, refs[i].id, &d)) {
+                snprintf(err, errlen, "%s %s: id too long or out of memory", e->name, refs[i].id);
                 rc = -1;
             }
         }
@@ -145,12 +78,12 @@ static int pack_entity_rows(msgpack_packer *pk, const sl_entity *e, const json_t
     return rc;
 }
 
-/* The canonical bytes of config at version into b. */
-static int encode_canonical(const json_t *config, int64_t version, sl_sbuf *b, char *err,
-                            size_t errlen)
+/* The canonical bytes of config at version into b, every row's digest into per_entity. */
+static int encode_canonical(const json_t *config, int64_t version, sl_sbuf *b,
+                            sl_row_digests *per_entity, char *err, size_t errlen)
 {
     msgpack_packer pk;
-    msgpack_packer_init(&pk, b, sbuf_write);
+    msgpack_packer_init(&pk, b, sl_sbuf_write);
     msgpack_pack_map(&pk, 2 + sl_entity_count);
     sl_mp_pack_cstr(&pk, "format");
     msgpack_pack_int64(&pk, SL_SNAPSHOT_FORMAT);
@@ -164,7 +97,7 @@ static int encode_canonical(const json_t *config, int64_t version, sl_sbuf *b, c
             return -1;
         }
         sl_mp_pack_cstr(&pk, e->name);
-        if (pack_entity_rows(&pk, e, rows, err, errlen))
+        if (pack_entity_rows(&pk, b, e, rows, &per_entity[i], err, errlen))
             return -1;
     }
     if (b->oom) {
@@ -174,8 +107,8 @@ static int encode_canonical(const json_t *config, int64_t version, sl_sbuf *b, c
     return 0;
 }
 
-int sl_snapshot_encode(const json_t *config, int64_t version, sl_snapshot *s, char *err,
-                       size_t errlen)
+int sl_snapshot_encode_digests(const json_t *config, int64_t version, sl_snapshot *s,
+                               sl_row_digests *per_entity, char *err, size_t errlen)
 {
     memset(s, 0, sizeof(*s));
     if (!json_is_object(config)) {
@@ -186,6 +119,7 @@ int sl_snapshot_encode(const json_t *config, int64_t version, sl_snapshot *s, ch
         snprintf(err, errlen, "version must not be negative");
         return -1;
     }
+    sl_row_digests *digests = calloc(sl_entity_count, sizeof(*digests));
     sl_sbuf canon = {0}, env = {0};
     msgpack_sbuffer_init(&canon.sb);
     msgpack_sbuffer_init(&env.sb);
@@ -193,12 +127,13 @@ int sl_snapshot_encode(const json_t *config, int64_t version, sl_snapshot *s, ch
     size_t zlen = 0;
     int rc = -1;
 
-    if (encode_canonical(config, version, &canon, err, errlen))
-        goto out;
-    if (sl_sha256_hex(canon.sb.data, canon.sb.size, s->hash)) {
-        snprintf(err, errlen, "sha256 failed");
+    if (!digests) {
+        snprintf(err, errlen, "out of memory encoding the snapshot");
         goto out;
     }
+    if (encode_canonical(config, version, &canon, digests, err, errlen))
+        goto out;
+    sl_config_hash(digests, s->hash);
     if (sl_deflate((const unsigned char *)canon.sb.data, canon.sb.size, &z, &zlen, err, errlen))
         goto out;
     if (zlen > UINT32_MAX) { /* msgpack bin length is 32-bit */
@@ -207,7 +142,7 @@ int sl_snapshot_encode(const json_t *config, int64_t version, sl_snapshot *s, ch
     }
 
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &env, sbuf_write);
+    msgpack_packer_init(&pk, &env, sl_sbuf_write);
     msgpack_pack_map(&pk, 5);
     sl_mp_pack_cstr(&pk, "type");
     sl_mp_pack_cstr(&pk, "snapshot");
@@ -233,9 +168,22 @@ out:
     free(z);
     msgpack_sbuffer_destroy(&canon.sb);
     msgpack_sbuffer_destroy(&env.sb);
+    if (digests) {
+        if (rc == 0 && per_entity)
+            memcpy(per_entity, digests, sl_entity_count * sizeof(*digests));
+        else
+            sl_config_digests_free(digests);
+        free(digests);
+    }
     if (rc)
         memset(s, 0, sizeof(*s));
     return rc;
+}
+
+int sl_snapshot_encode(const json_t *config, int64_t version, sl_snapshot *s, char *err,
+                       size_t errlen)
+{
+    return sl_snapshot_encode_digests(config, version, s, NULL, err, errlen);
 }
 
 void sl_snapshot_free(sl_snapshot *s)
@@ -385,9 +333,10 @@ static void reason_add(sl_reasons *rs, const sl_entity *e, const char *id, json_
 }
 
 /* Reads one entity's array of rows into a new JSON array, dropping fields this node's schema
- * does not know (a newer control plane may send them). */
-static json_t *read_rows(sl_mp_reader *r, const sl_entity *e, size_t max_rows, char *err,
-                         size_t errlen)
+ * does not know (a newer control plane may send them), and each row's digest into digests. A
+ * row without a usable id gets no digest: the hash check or validation refuses it. */
+static json_t *read_rows(sl_mp_reader *r, const sl_entity *e, size_t max_rows,
+                         sl_row_digests *digests, char *err, size_t errlen)
 {
     uint32_t n;
     if (sl_mp_read_array(r, &n, err, errlen))
@@ -400,39 +349,17 @@ static json_t *read_rows(sl_mp_reader *r, const sl_entity *e, size_t max_rows, c
     unsigned char *seen = malloc(e->nfields ? e->nfields : 1);
     json_t *rows = seen ? json_array() : NULL;
     for (uint32_t i = 0; rows && i < n; i++) {
-        uint32_t m;
-        if (sl_mp_read_map(r, &m, err, errlen))
+        char where[96];
+        sl_digest d;
+        snprintf(where, sizeof(where), "%s[%u]", e->name, i);
+        json_t *row = sl_snapshot_read_row(r, e, seen, &d, where, err, errlen);
+        if (!row)
             goto fail;
-        json_t *row = json_object();
-        if (!row || json_array_append_new(rows, row))
+        if (json_array_append_new(rows, row))
             goto oom;
-        size_t hint = 0;
-        memset(seen, 0, e->nfields);
-        for (uint32_t j = 0; j < m; j++) {
-            const char *k;
-            uint32_t klen;
-            if (sl_mp_read_str(r, &k, &klen, err, errlen))
-                goto fail;
-            const sl_field *f = field_by_key(e, k, klen, &hint);
-            if (!f) {
-                if (sl_mp_skip(r, err, errlen))
-                    goto fail;
-                continue;
-            }
-            if (seen[f - e->fields]++) {
-                snprintf(err, errlen, "%s[%u]: duplicate field %s", e->name, i, f->name);
-                goto fail;
-            }
-            json_t *v;
-            if (sl_mp_read_json(r, &v, err, errlen)) {
-                char inner[256];
-                snprintf(inner, sizeof(inner), "%s", err);
-                snprintf(err, errlen, "%s[%u].%s: %s", e->name, i, f->name, inner);
-                goto fail;
-            }
-            if (json_object_set_new_nocheck(row, f->name, v))
-                goto oom;
-        }
+        const char *id = json_string_value(json_object_get(row, "id"));
+        if (id && strlen(id) <= SL_UUID_LEN && sl_row_digests_set(digests, id, &d))
+            goto oom;
     }
     if (!rows)
         goto oom;
@@ -446,9 +373,60 @@ fail:
     return NULL;
 }
 
+/* Rows of an entity this node does not know: only their ids and digests are kept (for the
+ * hash); each row must still be a map. */
+static int skim_rows(sl_mp_reader *r, const char *name, uint32_t nlen, size_t max_rows,
+                     sl_digest_set *set, char *err, size_t errlen)
+{
+    uint32_t n;
+    if (sl_mp_read_array(r, &n, err, errlen))
+        return -1;
+    if (n > max_rows) {
+        snprintf(err, errlen, "an entity unknown here has %u rows, over the limit of %zu", n,
+                 max_rows);
+        return -1;
+    }
+    sl_row_digests *list = n ? sl_digest_set_extra(set, name, nlen) : NULL;
+    if (n && !list) {
+        snprintf(err, errlen, "too many entities unknown to this node");
+        return -1;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        const unsigned char *start = r->p;
+        uint32_t m;
+        char id[SL_UUID_LEN + 1] = "";
+        if (sl_mp_read_map(r, &m, err, errlen))
+            return -1;
+        for (uint32_t j = 0; j < m; j++) {
+            const char *k, *v;
+            uint32_t klen, vlen;
+            if (sl_mp_read_str(r, &k, &klen, err, errlen))
+                return -1;
+            if (key_is(k, klen, "id") && sl_mp_peek(r) == SL_MP_STR) {
+                if (sl_mp_read_str(r, &v, &vlen, err, errlen))
+                    return -1;
+                if (vlen <= SL_UUID_LEN) {
+                    memcpy(id, v, vlen);
+                    id[vlen] = '\0';
+                }
+            } else if (sl_mp_skip(r, err, errlen)) {
+                return -1;
+            }
+        }
+        sl_digest d;
+        SHA256(start, (size_t)(r->p - start), d.b);
+        if (id[0] && sl_row_digests_set(list, id, &d)) {
+            snprintf(err, errlen, "out of memory decoding the snapshot");
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* Reads the canonical map into *config (every known entity present, as an array). */
 static int read_canonical(const unsigned char *bytes, size_t len, int64_t env_version,
-                          size_t max_rows, json_t **config, char *err, size_t errlen)
+                          size_t max_rows, json_t **config, sl_digest_set *set, char *err,
+                          size_t errlen)
 {
     sl_mp_reader r;
     uint32_t n;
@@ -494,12 +472,15 @@ static int read_canonical(const unsigned char *bytes, size_t len, int64_t env_ve
             }
             continue;
         }
-        const sl_entity *e = NULL;
-        for (size_t x = 0; x < sl_entity_count && !e; x++)
-            if (key_is(k, klen, sl_entities[x]->name))
-                e = sl_entities[x];
+        size_t ex = 0;
+        const sl_entity *e = sl_snapshot_entity_named(k, klen, &ex);
         if (!e) { /* an entity a newer control plane knows and this node does not */
-            if (sl_mp_skip(&r, err, errlen))
+            for (size_t x = 0; x < set->nextra; x++)
+                if (key_is(k, klen, set->extra[x].name)) {
+                    snprintf(err, errlen, "duplicate entity key %s", set->extra[x].name);
+                    goto fail;
+                }
+            if (skim_rows(&r, k, klen, max_rows, set, err, errlen))
                 goto fail;
             continue;
         }
@@ -507,7 +488,7 @@ static int read_canonical(const unsigned char *bytes, size_t len, int64_t env_ve
             snprintf(err, errlen, "duplicate entity key %s", e->name);
             goto fail;
         }
-        json_t *rows = read_rows(&r, e, max_rows, err, errlen);
+        json_t *rows = read_rows(&r, e, max_rows, &set->known[ex], err, errlen);
         if (!rows)
             goto fail;
         json_object_set_new_nocheck(cfg, e->name, rows);
@@ -668,10 +649,9 @@ static void check_references(const json_t *cfg, const sl_id_index *index, sl_rea
     }
 }
 
-int sl_snapshot_decode_limits(const unsigned char *bytes, size_t len,
-                              const sl_snapshot_limits *limits, json_t **config, int64_t *version,
-                              char hash[SL_SNAPSHOT_HASH_HEX], json_t **errors, char *err,
-                              size_t errlen)
+int sl_snapshot_decode_set(const unsigned char *bytes, size_t len, const sl_snapshot_limits *limits,
+                           json_t **config, int64_t *version, char hash[SL_SNAPSHOT_HASH_HEX],
+                           sl_digest_set *digests, json_t **errors, char *err, size_t errlen)
 {
     sl_snapshot_limits lim = {0};
     if (limits)
@@ -704,24 +684,30 @@ int sl_snapshot_decode_limits(const unsigned char *bytes, size_t len,
     if (sl_inflate_bounded(env.payload, env.payload_len, lim.max_canonical, &canon, &clen, err,
                            errlen))
         return -1;
-    char got[SL_SNAPSHOT_HASH_HEX];
-    if (sl_sha256_hex(canon, clen, got)) {
+    sl_digest_set set;
+    if (sl_digest_set_init(&set)) {
         free(canon);
-        snprintf(err, errlen, "sha256 failed");
+        snprintf(err, errlen, "out of memory decoding the snapshot");
         return -1;
     }
+    json_t *cfg = NULL;
+    int rc = read_canonical(canon, clen, env.version, lim.max_rows, &cfg, &set, err, errlen);
+    free(canon);
+    if (rc) {
+        sl_digest_set_free(&set);
+        return -1;
+    }
+    /* The hash is checked before validation: damage is reported as damage, not as the
+     * schema violations it happens to look like. */
+    char got[SL_SNAPSHOT_HASH_HEX];
+    sl_digest_set_hash(&set, got);
     if (strcmp(got, env.hash) != 0) {
-        free(canon);
+        sl_digest_set_free(&set);
+        json_decref(cfg);
         snprintf(err, errlen, "hash mismatch: envelope says %s, payload hashes to %s", env.hash,
                  got);
         return -1;
     }
-
-    json_t *cfg = NULL;
-    int rc = read_canonical(canon, clen, env.version, lim.max_rows, &cfg, err, errlen);
-    free(canon);
-    if (rc)
-        return -1;
 
     sl_reasons rs = {.list = json_array()};
     sl_id_index *index = calloc(sl_entity_count, sizeof(*index));
@@ -751,6 +737,7 @@ out:
             free(index[x].ids);
     free(index);
     if (rc) {
+        sl_digest_set_free(&set);
         json_decref(cfg);
         if (errors && json_array_size(rs.list))
             *errors = rs.list;
@@ -759,10 +746,23 @@ out:
         return -1;
     }
     json_decref(rs.list);
+    if (digests)
+        *digests = set;
+    else
+        sl_digest_set_free(&set);
     *config = cfg;
     *version = env.version;
     memcpy(hash, env.hash, SL_SNAPSHOT_HASH_HEX);
     return 0;
+}
+
+int sl_snapshot_decode_limits(const unsigned char *bytes, size_t len,
+                              const sl_snapshot_limits *limits, json_t **config, int64_t *version,
+                              char hash[SL_SNAPSHOT_HASH_HEX], json_t **errors, char *err,
+                              size_t errlen)
+{
+    return sl_snapshot_decode_set(bytes, len, limits, config, version, hash, NULL, errors, err,
+                                  errlen);
 }
 
 int sl_snapshot_decode(const unsigned char *bytes, size_t len, size_t max_compressed,
@@ -771,4 +771,37 @@ int sl_snapshot_decode(const unsigned char *bytes, size_t len, size_t max_compre
 {
     sl_snapshot_limits lim = {.max_compressed = max_compressed};
     return sl_snapshot_decode_limits(bytes, len, &lim, config, version, hash, errors, err, errlen);
+}
+
+int sl_snapshot_payload_hash(const unsigned char *canon, size_t len,
+                             char hash[SL_SNAPSHOT_HASH_HEX])
+{
+    sl_digest_set set;
+    sl_mp_reader r;
+    uint32_t n;
+    char err[256];
+    int rc = -1;
+    if (sl_digest_set_init(&set))
+        return -1;
+    sl_mp_reader_init(&r, canon, len);
+    if (sl_mp_read_map(&r, &n, err, sizeof(err)))
+        goto out;
+    for (uint32_t i = 0; i < n; i++) {
+        const char *k;
+        uint32_t klen;
+        if (sl_mp_read_str(&r, &k, &klen, err, sizeof(err)))
+            goto out;
+        if (sl_mp_peek(&r) != SL_MP_ARRAY) { /* format, version */
+            if (sl_mp_skip(&r, err, sizeof(err)))
+                goto out;
+            continue;
+        }
+        if (skim_rows(&r, k, klen, SL_SNAPSHOT_MAX_ROWS, &set, err, sizeof(err)))
+            goto out;
+    }
+    sl_digest_set_hash(&set, hash);
+    rc = 0;
+out:
+    sl_digest_set_free(&set);
+    return rc;
 }

@@ -7,10 +7,13 @@
  * Wire/disk form ("envelope"), a msgpack map:
  *   {"type": "snapshot", "format": 1, "version": <int>, "hash": "<64 hex>",
  *    "payload": <bin: zlib-compressed canonical bytes>}
- * Canonical bytes, a msgpack map (what the hash covers, sha256 of exactly these bytes):
- *   {"format": 1, "version": <int>, "<entity name>": [<entity map>...], ...}
+ * Canonical bytes, a msgpack map:
+ *   {"format": 2, "version": <int>, "<entity name>": [<entity map>...], ...}
  *   entity names in sl_entities order, rows sorted by id, each entity's keys in schema field
- *   order, absent/null fields encoded as nil, FOREIGN fields as {"id": "<uuid>"}.
+ *   order, absent/null fields encoded as nil, FOREIGN fields as {"id": "<uuid>"}
+ *   (proto/snapshot_rows.h). "hash" is the config hash of proto/config_hash.h: built from the
+ *   sha256 of each row's bytes, so a data plane can keep it current when it applies a delta
+ *   (proto/snapshot_delta.h) instead of a whole snapshot. Format 1 hashed the whole payload.
  * The decoder is strict and bounded (sizes, types, counts) but ignores unknown fields and
  * unknown entity names, so a newer control plane can talk to an older data plane. */
 
@@ -18,7 +21,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SL_SNAPSHOT_FORMAT 1
+#include "proto/config_hash.h"
+
+#define SL_SNAPSHOT_FORMAT 2
 #define SL_SNAPSHOT_MAX_COMPRESSED (64u * 1024 * 1024) /* default cluster_max_payload */
 #define SL_SNAPSHOT_MAX_CANONICAL (512u * 1024 * 1024) /* decompressed bound */
 #define SL_SNAPSHOT_HASH_HEX 65                        /* 64 hex + NUL */
@@ -61,6 +66,23 @@ int sl_snapshot_decode_limits(const unsigned char *bytes, size_t len,
                               const sl_snapshot_limits *limits, json_t **config, int64_t *version,
                               char hash[SL_SNAPSHOT_HASH_HEX], json_t **errors, char *err,
                               size_t errlen);
+
+/* sl_snapshot_decode_limits that also hands back, in *digests (initialised here; caller frees
+ * with sl_digest_set_free), every row digest the hash was checked with. */
+int sl_snapshot_decode_set(const unsigned char *bytes, size_t len, const sl_snapshot_limits *limits,
+                           json_t **config, int64_t *version, char hash[SL_SNAPSHOT_HASH_HEX],
+                           sl_digest_set *digests, json_t **errors, char *err, size_t errlen);
+
+/* sl_snapshot_encode that also hands back every row's digest: per_entity is an array of
+ * sl_entity_count lists, zeroed by the caller (free with sl_config_digests_free). */
+int sl_snapshot_encode_digests(const json_t *config, int64_t version, sl_snapshot *s,
+                               sl_row_digests *per_entity, char *err, size_t errlen);
+
+/* The config hash of canonical payload bytes, computed from their rows as they are (no schema,
+ * no validation): for tools and tests that build payloads by hand. 0, or -1 when canon is not
+ * a map of entity arrays of row maps. */
+int sl_snapshot_payload_hash(const unsigned char *canon, size_t len,
+                             char hash[SL_SNAPSHOT_HASH_HEX]);
 
 /* Reads only version and hash from an envelope, without decompressing (cheap). */
 int sl_snapshot_peek(const unsigned char *bytes, size_t len, int64_t *version,

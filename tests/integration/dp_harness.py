@@ -37,15 +37,31 @@ def new_id(name=None):
 
 # ---------------------------------------------------------------- snapshots (proto/snapshot.h)
 
+SNAPSHOT_FORMAT = 2
+
+
+def config_hash(config):
+    """The config hash of proto/config_hash.h: for each entity with rows, in name order, the
+    name, a NUL, the row count (8 bytes big-endian) and the sha256 of each row's msgpack bytes
+    in id order; sha256 of all that."""
+    h = hashlib.sha256()
+    for name in sorted(n for n, rows in config.items() if rows):
+        rows = sorted(config[name], key=lambda r: r["id"])
+        h.update(name.encode() + b"\0" + len(rows).to_bytes(8, "big"))
+        for row in rows:
+            h.update(hashlib.sha256(msgpack.packb(row, use_bin_type=True)).digest())
+    return h.hexdigest()
+
+
 def snapshot_envelope(config, version=1):
     """The envelope bytes for config ({"services": [...], ...}) exactly as proto/snapshot.h
-    describes: canonical msgpack map, sha256 of it, zlib payload."""
-    canonical = {"format": 1, "version": version}
+    describes: canonical msgpack map, its config hash, zlib payload."""
+    canonical = {"format": SNAPSHOT_FORMAT, "version": version}
     for name, rows in config.items():
         canonical[name] = sorted(rows, key=lambda r: r["id"])
     cbytes = msgpack.packb(canonical, use_bin_type=True)
-    digest = hashlib.sha256(cbytes).hexdigest()
-    env = {"type": "snapshot", "format": 1, "version": version, "hash": digest,
+    digest = config_hash(config)
+    env = {"type": "snapshot", "format": SNAPSHOT_FORMAT, "version": version, "hash": digest,
            "payload": zlib.compress(cbytes)}
     return msgpack.packb(env, use_bin_type=True), digest
 

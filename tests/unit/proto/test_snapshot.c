@@ -136,7 +136,10 @@ static void make_envelope(const void *canon, size_t clen, int64_t version, const
     char hash[SL_SHA256_HEX], err[128];
     unsigned char *z;
     size_t zlen;
-    assert_int_equal(sl_sha256_hex(canon, clen, hash), 0);
+    /* the config hash of the rows as they are; bytes that are no payload get any hash (the
+     * decoder refuses them before it looks) */
+    if (sl_snapshot_payload_hash(canon, clen, hash))
+        assert_int_equal(sl_sha256_hex(canon, clen, hash), 0);
     assert_int_equal(sl_deflate(canon, clen, &z, &zlen, err, sizeof(err)), 0);
     msgpack_sbuffer_init(out);
     msgpack_packer pk;
@@ -260,8 +263,8 @@ static void test_hash_covers_everything(void **state)
     sl_snapshot base, other;
     encode_ok(config, 7, &base);
 
-    encode_ok(config, 8, &other); /* version */
-    assert_string_not_equal(base.hash, other.hash);
+    encode_ok(config, 8, &other); /* the hash names the content, not the version */
+    assert_string_equal(base.hash, other.hash);
     sl_snapshot_free(&other);
 
     json_t *r = json_array_get(json_object_get(config, "routes"), 0);
@@ -370,7 +373,7 @@ static void test_zip_bomb(void **state)
     size_t big = 64u << 20;
     unsigned char *zeros = calloc(1, big);
     msgpack_sbuffer env;
-    make_envelope(zeros, big, 1, "snapshot", 1, NULL, &env);
+    make_envelope(zeros, big, 1, "snapshot", SL_SNAPSHOT_FORMAT, NULL, &env);
     free(zeros);
     assert_true(env.size < big / 100);
     sl_snapshot_limits lim = {.max_canonical = 1u << 20};
@@ -393,21 +396,21 @@ static void test_zip_bomb(void **state)
 static void test_bad_hash(void **state)
 {
     msgpack_sbuffer canon, env;
-    json_t *obj = json_pack("{s:i, s:i}", "format", 1, "version", 5);
+    json_t *obj = json_pack("{s:i, s:i}", "format", SL_SNAPSHOT_FORMAT, "version", 5);
     pack_canonical(obj, &canon);
-    make_envelope(canon.data, canon.size, 5, "snapshot", 1,
+    make_envelope(canon.data, canon.size, 5, "snapshot", SL_SNAPSHOT_FORMAT,
                   "0000000000000000000000000000000000000000000000000000000000000000", &env);
     const char *err = decode_fails((unsigned char *)env.data, env.size, NULL, NULL);
     assert_non_null(strstr(err, "hash mismatch"));
     msgpack_sbuffer_destroy(&env);
 
-    make_envelope(canon.data, canon.size, 5, "snapshot", 1, "ABC", &env);
+    make_envelope(canon.data, canon.size, 5, "snapshot", SL_SNAPSHOT_FORMAT, "ABC", &env);
     err = decode_fails((unsigned char *)env.data, env.size, NULL, NULL);
     assert_non_null(strstr(err, "hash"));
     msgpack_sbuffer_destroy(&env);
 
     /* right hash, but the envelope claims another version than the payload */
-    make_envelope(canon.data, canon.size, 6, "snapshot", 1, NULL, &env);
+    make_envelope(canon.data, canon.size, 6, "snapshot", SL_SNAPSHOT_FORMAT, NULL, &env);
     err = decode_fails((unsigned char *)env.data, env.size, NULL, NULL);
     assert_non_null(strstr(err, "version"));
     msgpack_sbuffer_destroy(&env);
@@ -418,15 +421,15 @@ static void test_bad_hash(void **state)
 static void test_wrong_format(void **state)
 {
     msgpack_sbuffer canon, env;
-    json_t *obj = json_pack("{s:i, s:i}", "format", 1, "version", 5);
+    json_t *obj = json_pack("{s:i, s:i}", "format", SL_SNAPSHOT_FORMAT, "version", 5);
     pack_canonical(obj, &canon);
 
-    make_envelope(canon.data, canon.size, 5, "snapshot", 2, NULL, &env);
+    make_envelope(canon.data, canon.size, 5, "snapshot", 1, NULL, &env);
     assert_non_null(strstr(decode_fails((unsigned char *)env.data, env.size, NULL, NULL),
-                           "unsupported snapshot format 2"));
+                           "unsupported snapshot format 1"));
     msgpack_sbuffer_destroy(&env);
 
-    make_envelope(canon.data, canon.size, 5, "hello", 1, NULL, &env);
+    make_envelope(canon.data, canon.size, 5, "hello", SL_SNAPSHOT_FORMAT, NULL, &env);
     assert_non_null(
         strstr(decode_fails((unsigned char *)env.data, env.size, NULL, NULL), "\"hello\""));
     msgpack_sbuffer_destroy(&env);
@@ -443,14 +446,14 @@ static void test_wrong_format(void **state)
     msgpack_sbuffer_destroy(&canon);
     json_t *arr = json_pack("[i]", 1);
     pack_canonical(arr, &canon);
-    make_envelope(canon.data, canon.size, 5, "snapshot", 1, NULL, &env);
+    make_envelope(canon.data, canon.size, 5, "snapshot", SL_SNAPSHOT_FORMAT, NULL, &env);
     assert_non_null(
         strstr(decode_fails((unsigned char *)env.data, env.size, NULL, NULL), "expected map"));
     msgpack_sbuffer_destroy(&env);
     msgpack_sbuffer_destroy(&canon);
     json_object_set_new(obj, "format", json_integer(9));
     pack_canonical(obj, &canon);
-    make_envelope(canon.data, canon.size, 5, "snapshot", 1, NULL, &env);
+    make_envelope(canon.data, canon.size, 5, "snapshot", SL_SNAPSHOT_FORMAT, NULL, &env);
     assert_non_null(
         strstr(decode_fails((unsigned char *)env.data, env.size, NULL, NULL), "format 9"));
     msgpack_sbuffer_destroy(&env);
@@ -546,10 +549,11 @@ static void test_duplicate_ids(void **state)
     assert_int_equal(sl_snapshot_encode(config, 1, &s, err, sizeof(err)), -1);
     assert_non_null(strstr(err, SVC1));
     /* ... and so does the decoder for a payload built elsewhere */
-    json_t *obj = json_pack("{s:i, s:i, s:O}", "format", 1, "version", 1, "services", svcs);
+    json_t *obj =
+        json_pack("{s:i, s:i, s:O}", "format", SL_SNAPSHOT_FORMAT, "version", 1, "services", svcs);
     msgpack_sbuffer canon, env;
     pack_canonical(obj, &canon);
-    make_envelope(canon.data, canon.size, 1, "snapshot", 1, NULL, &env);
+    make_envelope(canon.data, canon.size, 1, "snapshot", SL_SNAPSHOT_FORMAT, NULL, &env);
     assert_non_null(
         strstr(decode_fails((unsigned char *)env.data, env.size, NULL, NULL), "duplicate"));
     msgpack_sbuffer_destroy(&env);
@@ -562,11 +566,11 @@ static void test_row_without_id(void **state)
 {
     /* id is generated by the store, so the schema does not require it on input; a snapshot
      * row without one could not be referenced or reported, so the decoder refuses it. */
-    json_t *obj = json_pack("{s:i, s:i, s:[{s:s}]}", "format", 1, "version", 4, "consumers",
-                            "username", "nobody");
+    json_t *obj = json_pack("{s:i, s:i, s:[{s:s}]}", "format", SL_SNAPSHOT_FORMAT, "version", 4,
+                            "consumers", "username", "nobody");
     msgpack_sbuffer canon, env;
     pack_canonical(obj, &canon);
-    make_envelope(canon.data, canon.size, 4, "snapshot", 1, NULL, &env);
+    make_envelope(canon.data, canon.size, 4, "snapshot", SL_SNAPSHOT_FORMAT, NULL, &env);
     json_t *errors = NULL;
     const char *err = decode_fails((unsigned char *)env.data, env.size, NULL, &errors);
     assert_non_null(strstr(err, "consumers"));
@@ -583,14 +587,14 @@ static void test_unknown_fields_and_entities_tolerated(void **state)
     /* A newer control plane adds a field to services and a whole new entity. */
     json_t *config = small_config(0);
     json_t *obj = json_deep_copy(config);
-    json_object_set_new(obj, "format", json_integer(1));
+    json_object_set_new(obj, "format", json_integer(SL_SNAPSHOT_FORMAT));
     json_object_set_new(obj, "version", json_integer(11));
     json_object_set_new(json_array_get(json_object_get(obj, "services"), 0), "future_field",
                         json_pack("{s:[i,i]}", "nested", 1, 2));
     json_object_set_new(obj, "future_entities", json_pack("[{s:s}]", "id", "x"));
     msgpack_sbuffer canon, env;
     pack_canonical(obj, &canon);
-    make_envelope(canon.data, canon.size, 11, "snapshot", 1, NULL, &env);
+    make_envelope(canon.data, canon.size, 11, "snapshot", SL_SNAPSHOT_FORMAT, NULL, &env);
 
     json_t *out;
     int64_t v;
@@ -615,21 +619,21 @@ static void test_hostile_msgpack(void **state)
     /* A canonical map whose routes array claims 4 billion rows in a few bytes: refused before
      * any allocation for them. */
     static const unsigned char lie[] = {
-        0x83, 0xa6, 'f',  'o', 'r', 'm', 'a', 't', 0x01, 0xa7, 'v',  'e',  'r',  's',  'i', 'o',
+        0x83, 0xa6, 'f',  'o', 'r', 'm', 'a', 't', 0x02, 0xa7, 'v',  'e',  'r',  's',  'i', 'o',
         'n',  0x01, 0xa6, 'r', 'o', 'u', 't', 'e', 's',  0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0};
     msgpack_sbuffer env;
-    make_envelope(lie, sizeof(lie), 1, "snapshot", 1, NULL, &env);
+    make_envelope(lie, sizeof(lie), 1, "snapshot", SL_SNAPSHOT_FORMAT, NULL, &env);
     assert_non_null(
         strstr(decode_fails((unsigned char *)env.data, env.size, NULL, NULL), "exceeds"));
     msgpack_sbuffer_destroy(&env);
 
     /* A row that names a field twice (the second would silently win in a JSON object). */
-    static const unsigned char dup[] = {0x83, 0xa6, 'f', 'o', 'r', 'm', 'a',  't',  0x01, 0xa7, 'v',
+    static const unsigned char dup[] = {0x83, 0xa6, 'f', 'o', 'r', 'm', 'a',  't',  0x02, 0xa7, 'v',
                                         'e',  'r',  's', 'i', 'o', 'n', 0x01, 0xa9, 'c',  'o',  'n',
                                         's',  'u',  'm', 'e', 'r', 's', 0x91, 0x82, 0xa8, 'u',  's',
                                         'e',  'r',  'n', 'a', 'm', 'e', 0xa1, 'a',  0xa8, 'u',  's',
                                         'e',  'r',  'n', 'a', 'm', 'e', 0xa1, 'b'};
-    make_envelope(dup, sizeof(dup), 1, "snapshot", 1, NULL, &env);
+    make_envelope(dup, sizeof(dup), 1, "snapshot", SL_SNAPSHOT_FORMAT, NULL, &env);
     assert_non_null(strstr(decode_fails((unsigned char *)env.data, env.size, NULL, NULL),
                            "duplicate field username"));
     msgpack_sbuffer_destroy(&env);
@@ -646,15 +650,17 @@ static void test_hostile_msgpack(void **state)
     size_t depth = 200;
     unsigned char *deep = malloc(depth + 64);
     size_t n = 0;
-    static const unsigned char head[] = {0x83, 0xa6, 'f',  'o', 'r', 'm', 'a', 't',
-                                         0x01, 0xa7, 'v',  'e', 'r', 's', 'i', 'o',
-                                         'n',  0x01, 0xa4, 'd', 'e', 'e', 'p'};
+    /* {"format": 2, "version": 1, "deep": [{"x": [[[...]]]}]}: an entity this node does
+     * not know, whose one row holds the deep value */
+    static const unsigned char head[] = {0x83, 0xa6, 'f', 'o', 'r', 'm',  'a',  't',  0x02,
+                                         0xa7, 'v',  'e', 'r', 's', 'i',  'o',  'n',  0x01,
+                                         0xa4, 'd',  'e', 'e', 'p', 0x91, 0x81, 0xa1, 'x'};
     memcpy(deep, head, sizeof(head));
     n = sizeof(head);
     for (size_t i = 0; i < depth; i++)
         deep[n++] = 0x91; /* [ [ [ ... */
     deep[n++] = 0xc0;
-    make_envelope(deep, n, 1, "snapshot", 1, NULL, &env);
+    make_envelope(deep, n, 1, "snapshot", SL_SNAPSHOT_FORMAT, NULL, &env);
     assert_non_null(
         strstr(decode_fails((unsigned char *)env.data, env.size, NULL, NULL), "nested deeper"));
     msgpack_sbuffer_destroy(&env);
