@@ -103,7 +103,13 @@ static const char *declarative;
 static int cluster_apply(void *arg, const unsigned char *bytes, size_t len, char *err,
                          size_t errlen, json_t **errors)
 {
-    return dp_config_apply_snapshot(bytes, len, err, errlen);
+    return dp_config_apply_snapshot(bytes, len, errors, err, errlen);
+}
+
+static int cluster_apply_delta(void *arg, const unsigned char *bytes, size_t len, char *err,
+                               size_t errlen, json_t **errors)
+{
+    return dp_config_apply_delta(bytes, len, errors, err, errlen);
 }
 
 static void cluster_current(void *arg, int64_t *version, char hash[65])
@@ -210,7 +216,8 @@ static int serve(sl_settings *s)
     dp_health_set_node_id(node_id);
     if (!declarative) {
         /* without a control plane the node keeps serving its cached config: not fatal */
-        static const dp_cluster_callbacks cb = {cluster_apply, cluster_current, NULL};
+        static const dp_cluster_callbacks cb = {cluster_apply, cluster_current, NULL,
+                                                cluster_apply_delta};
         if (!(cluster = dp_cluster_client_start(ctl, s, node_id, &cb, err, sizeof(err))))
             sl_error("cluster client not started: %s", err);
         dp_status_set_cluster(cluster);

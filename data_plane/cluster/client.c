@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "proto/cluster_msg.h"
+#include "proto/snapshot_delta.h"
 #include "proto/digest.h"
 #include "proto/log.h"
 #include "proto/uuid.h"
@@ -291,6 +292,39 @@ static void on_snapshot(dp_cluster_client *c, const unsigned char *bytes, size_t
     json_decref(errors);
 }
 
+/* A delta applies only to the config it was made from; anything else is answered with an
+ * error, which makes the control plane send the whole snapshot instead. */
+static void on_delta(dp_cluster_client *c, const unsigned char *bytes, size_t len)
+{
+    int64_t base_version, version, cur_version;
+    char base_hash[65], hash[65], cur_hash[65], err[1024];
+    if (sl_delta_peek(bytes, len, &base_version, base_hash, &version, hash)) {
+        sl_warn("cluster: received an unreadable delta; rejected");
+        send_error(c, 0, "", "delta envelope unreadable", NULL);
+        return;
+    }
+    current(c, &cur_version, cur_hash);
+    if (strcmp(hash, cur_hash) == 0 && version == cur_version) {
+        send_ack(c, version, hash);
+        return;
+    }
+    json_t *errors = NULL;
+    err[0] = 0;
+    int rc = c->cb.apply_delta ? c->cb.apply_delta(c->cb.arg, bytes, len, err, sizeof(err), &errors)
+                               : -1;
+    if (rc == 0) {
+        sl_info("cluster: applied config version %lld (delta from %lld)", (long long)version,
+                (long long)base_version);
+        send_ack(c, version, hash);
+    } else {
+        sl_warn("cluster: rejected the delta to config version %lld: %s (still serving version "
+                "%lld)",
+                (long long)version, err[0] ? err : "delta not supported", (long long)cur_version);
+        send_error(c, version, hash, err[0] ? err : "delta not supported", errors);
+    }
+    json_decref(errors);
+}
+
 static void on_message(dp_cluster_client *c, const unsigned char *bytes, size_t len)
 {
     sl_cmsg_type t;
@@ -301,6 +335,10 @@ static void on_message(dp_cluster_client *c, const unsigned char *bytes, size_t 
     }
     if (t == SL_CMSG_SNAPSHOT) {
         on_snapshot(c, bytes, len);
+        return;
+    }
+    if (t == SL_CMSG_DELTA) {
+        on_delta(c, bytes, len);
         return;
     }
     if (t == SL_CMSG_REFUSED) {

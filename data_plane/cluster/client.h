@@ -4,7 +4,8 @@
 /* The data plane's connection to the control plane (wss://<cluster_control_plane>/v1/outlet,
  * mutual TLS). Runs on the data plane's control loop. Reconnects with jittered exponential
  * backoff (first retry within a second, capped at 30 s), sends a hello, applies every snapshot
- * it receives through the apply callback and answers ack or error; pings every 10 s and drops a
+ * and delta it receives through the apply callbacks and answers ack or error (an error to a
+ * delta makes the control plane send the whole snapshot); pings every 10 s and drops a
  * silent connection after 30 s. See control_plane/cluster/cluster.h for the messages. */
 
 #include <jansson.h>
@@ -24,6 +25,10 @@ typedef struct {
     /* The version and hash now serving (0 and "" when none). */
     void (*current)(void *arg, int64_t *version, char hash[65]);
     void *arg;
+    /* Applies a delta envelope (proto/snapshot_delta.h) to the config now serving; same
+     * contract as apply. */
+    int (*apply_delta)(void *arg, const unsigned char *bytes, size_t len, char *err, size_t errlen,
+                       json_t **errors);
 } dp_cluster_callbacks;
 
 dp_cluster_client *dp_cluster_client_start(uv_loop_t *loop, const sl_settings *s,

@@ -10,6 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "data_plane/config/delta.h"
+#include "data_plane/config/journal.h"
 #include "proto/declarative.h"
 #include "proto/digest.h"
 #include "proto/log.h"
@@ -21,6 +23,9 @@ static char prefix_dir[4096] = ".";
 static dp_worker *workers;
 static int nworkers;
 static dp_generation *current;
+/* What current's hash was computed from (control-plane configs only): a delta applies to it. */
+static sl_digest_set current_digests;
+static int have_digests;
 /* the status listener reads current from the control thread too; the lock is off the proxy
  * hot path (workers get generations through their own pointers) */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -91,6 +96,19 @@ void dp_config_shutdown(void)
     current = NULL;
     pthread_mutex_unlock(&lock);
     dp_generation_unref(g);
+    if (have_digests)
+        sl_digest_set_free(&current_digests);
+    have_digests = 0;
+}
+
+/* The digests of the generation just swapped in (NULL: it has none, e.g. a declarative file). */
+static void set_digests(sl_digest_set *d)
+{
+    if (have_digests)
+        sl_digest_set_free(&current_digests);
+    have_digests = d != NULL;
+    if (d)
+        current_digests = *d;
 }
 
 /* temp file, fsync, rename, fsync the folder: a crash leaves the old or the new file whole */
@@ -131,28 +149,36 @@ static int persist(const unsigned char *bytes, size_t len, char *err, size_t err
     return 0;
 }
 
-static int apply(const unsigned char *bytes, size_t len, int save, char *err, size_t errlen)
+static int apply(const unsigned char *bytes, size_t len, int save, json_t **errors, char *err,
+                 size_t errlen)
 {
     json_t *config = NULL;
     int64_t version = 0;
     char hash[SL_SNAPSHOT_HASH_HEX];
+    sl_digest_set digests;
     double t0 = now_ms();
-    if (sl_snapshot_decode(bytes, len, 0, &config, &version, hash, NULL, err, errlen) != 0)
+    if (sl_snapshot_decode_set(bytes, len, NULL, &config, &version, hash, &digests, errors, err,
+                               errlen) != 0)
         return -1;
     double t1 = now_ms();
     dp_generation *g = dp_generation_build(config, version, hash, err, errlen);
     json_decref(config);
-    if (!g)
+    if (!g) {
+        sl_digest_set_free(&digests);
         return -1;
+    }
     double t2 = now_ms();
     /* Swap first, then cache: the new config serves as soon as it is built, and the file is
      * still written (atomically) before the control plane hears the ack. A crash in between
      * restarts on the previous cached version, which the control plane then replaces. */
     release_later(swap_in(g));
+    set_digests(&digests);
     double t3 = now_ms();
     if (save && persist(bytes, len, err, errlen) != 0) {
         /* serving the new config matters more than caching it */
         sl_warn("config version %lld applied but not cached: %s", (long long)version, err);
+    } else if (save) {
+        dp_journal_clear(prefix_dir); /* its deltas led up to what the snapshot now holds */
     }
     double t4 = now_ms();
     sl_notice("config version %lld applied (hash %.12s) in %.1f ms: decode+validate %.1f ms, "
@@ -161,9 +187,121 @@ static int apply(const unsigned char *bytes, size_t len, int save, char *err, si
     return 0;
 }
 
-int dp_config_apply_snapshot(const unsigned char *bytes, size_t len, char *err, size_t errlen)
+int dp_config_apply_snapshot(const unsigned char *bytes, size_t len, json_t **errors, char *err,
+                             size_t errlen)
 {
-    return apply(bytes, len, 1, err, errlen);
+    return apply(bytes, len, 1, errors, err, errlen);
+}
+
+/* A delta journal this many times the snapshot's size (or 1 MiB, whichever is more) is folded
+ * into a new snapshot, so replay at start-up stays short and the file bounded. */
+#define JOURNAL_FOLD_RATIO 2
+#define JOURNAL_FOLD_MIN (1u << 20)
+
+static size_t snapshot_size(void)
+{
+    char path[4200];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/%s", prefix_dir, CACHE_NAME);
+    return stat(path, &st) == 0 ? (size_t)st.st_size : 0;
+}
+
+/* Writes the current config as a whole snapshot and drops the journal. */
+static void fold_journal(dp_generation *g)
+{
+    sl_snapshot snap;
+    char err[512];
+    double t0 = now_ms();
+    if (sl_snapshot_encode(g->config, g->version, &snap, err, sizeof(err)) != 0 ||
+        strcmp(snap.hash, g->hash) != 0) {
+        sl_warn("config journal not folded: %s",
+                snap.bytes ? "the re-encoded snapshot has another hash" : err);
+        sl_snapshot_free(&snap);
+        return;
+    }
+    if (persist(snap.bytes, snap.len, err, sizeof(err)) == 0) {
+        dp_journal_clear(prefix_dir);
+        sl_info("config journal folded into a snapshot of version %lld in %.1f ms",
+                (long long)g->version, now_ms() - t0);
+    } else {
+        sl_warn("config journal not folded: %s", err);
+    }
+    sl_snapshot_free(&snap);
+}
+
+static int apply_delta(const unsigned char *bytes, size_t len, int save, json_t **errors, char *err,
+                       size_t errlen)
+{
+    double t0 = now_ms();
+    sl_delta_decoded dd;
+    if (sl_delta_decode(bytes, len, NULL, &dd, errors, err, errlen) != 0)
+        return -1;
+    dp_generation *cur = dp_config_current();
+    if (!cur || !have_digests || cur->version != dd.base_version ||
+        strcmp(cur->hash, dd.base_hash) != 0) {
+        snprintf(err, errlen,
+                 "delta from version %lld does not apply here (serving version %lld, hash "
+                 "%.12s)",
+                 (long long)dd.base_version, cur ? (long long)cur->version : -1LL,
+                 cur ? cur->hash : "");
+        dp_generation_unref(cur);
+        sl_delta_decoded_free(&dd);
+        return -1;
+    }
+    json_t *config = NULL;
+    sl_digest_set digests;
+    int rc =
+        dp_delta_apply(cur->config, &current_digests, &dd, &config, &digests, errors, err, errlen);
+    dp_generation_unref(cur);
+    size_t nchanges = dd.nupserts + dd.ndeletes;
+    int64_t version = dd.version;
+    char hash[SL_SNAPSHOT_HASH_HEX];
+    memcpy(hash, dd.hash, sizeof(hash));
+    sl_delta_decoded_free(&dd);
+    if (rc)
+        return -1;
+    double t1 = now_ms();
+    dp_generation *g = dp_generation_build(config, version, hash, err, errlen);
+    json_decref(config);
+    if (!g) {
+        sl_digest_set_free(&digests);
+        return -1;
+    }
+    double t2 = now_ms();
+    release_later(swap_in(g));
+    set_digests(&digests);
+    double t3 = now_ms();
+    if (save) {
+        if (dp_journal_append(prefix_dir, bytes, len, err, errlen) != 0)
+            sl_warn("config version %lld applied but not cached: %s", (long long)version, err);
+        else if (dp_journal_size(prefix_dir) >
+                 (snapshot_size() * JOURNAL_FOLD_RATIO > JOURNAL_FOLD_MIN
+                      ? snapshot_size() * JOURNAL_FOLD_RATIO
+                      : JOURNAL_FOLD_MIN))
+            fold_journal(g);
+    }
+    double t4 = now_ms();
+    sl_notice("config version %lld applied (hash %.12s) in %.1f ms: delta of %zu changes "
+              "decode+apply %.1f ms, build %.1f ms, swap %.1f ms, cache write %.1f ms (%zu bytes)",
+              (long long)version, hash, t4 - t0, nchanges, t1 - t0, t2 - t1, t3 - t2, t4 - t3, len);
+    return 0;
+}
+
+int dp_config_apply_delta(const unsigned char *bytes, size_t len, json_t **errors, char *err,
+                          size_t errlen)
+{
+    return apply_delta(bytes, len, 1, errors, err, errlen);
+}
+
+/* Journal replay at start-up: stops at the first delta that does not follow on. */
+static int replay_one(void *arg, const unsigned char *rec, size_t len)
+{
+    char err[512];
+    if (apply_delta(rec, len, 0, NULL, err, sizeof(err)) != 0) {
+        sl_warn("config journal: stopped at a delta that does not apply: %s", err);
+        return -1;
+    }
+    return 0;
 }
 
 int dp_config_apply_json(json_t *config, int64_t version, const char *hash, char *err,
@@ -215,9 +353,19 @@ int dp_config_load_cache(char *err, size_t errlen)
         read_file(path, SL_SNAPSHOT_MAX_COMPRESSED + 4096, &len, err, errlen, &missing);
     if (!b)
         return missing ? 0 : -1;
-    int rc = apply(b, len, 0, err, errlen);
+    int rc = apply(b, len, 0, NULL, err, errlen);
     free(b);
-    return rc == 0 ? 1 : -1;
+    if (rc != 0)
+        return -1;
+    /* deltas applied after that snapshot was saved */
+    char jerr[512];
+    long n = dp_journal_replay(prefix_dir, SL_SNAPSHOT_MAX_COMPRESSED, replay_one, NULL, jerr,
+                               sizeof(jerr));
+    if (n < 0)
+        sl_warn("config journal not read: %s", jerr);
+    else if (n > 0)
+        sl_notice("config journal: %ld deltas replayed", n);
+    return 1;
 }
 
 int dp_config_load_declarative(const char *path, char *err, size_t errlen)
@@ -235,7 +383,9 @@ int dp_config_load_declarative(const char *path, char *err, size_t errlen)
         return -1;
     int rc = dp_config_apply_json(config, 0, hash, err, errlen);
     json_decref(config);
-    if (rc == 0) /* the log says which file is served: the DP has no CP to ask */
+    if (rc == 0)
+        set_digests(NULL); /* no control plane: no delta will ever apply to this */
+    if (rc == 0)           /* the log says which file is served: the DP has no CP to ask */
         sl_notice("declarative config %s applied (sha256 %.12s)", path, hash);
     return rc;
 }

@@ -18,13 +18,23 @@ void dp_config_init(const char *prefix, dp_worker *workers, int nworkers);
 /* Decodes an envelope (proto/snapshot.h), builds a generation, writes the envelope to
  * <prefix>/config.snapshot (temp file, fsync, rename, fsync of the folder), then swaps it in.
  * Returns 0, or -1 with err (the old generation keeps serving). */
-int dp_config_apply_snapshot(const unsigned char *bytes, size_t len, char *err, size_t errlen);
+int dp_config_apply_snapshot(const unsigned char *bytes, size_t len, json_t **errors, char *err,
+                             size_t errlen);
+
+/* Applies a delta envelope (proto/snapshot_delta.h) to the config now serving, which must be
+ * the delta's base (version and hash): builds and swaps in the result, then appends the delta
+ * to <prefix>/config.journal (data_plane/config/journal.h), folding the journal into a new
+ * config.snapshot once it outgrows it. Returns 0, or -1 with err and maybe per-entity reasons
+ * in *errors (the old generation keeps serving). */
+int dp_config_apply_delta(const unsigned char *bytes, size_t len, json_t **errors, char *err,
+                          size_t errlen);
 
 /* Builds and swaps in a generation from a config object (no persistence): declarative files. */
 int dp_config_apply_json(json_t *config, int64_t version, const char *hash, char *err,
                          size_t errlen);
 
-/* Loads <prefix>/config.snapshot when it exists. Returns 1 loaded, 0 no file, -1 with err. */
+/* Loads <prefix>/config.snapshot when it exists, then replays <prefix>/config.journal. Returns 1
+ * loaded, 0 no file, -1 with err. */
 int dp_config_load_cache(char *err, size_t errlen);
 
 /* Loads a Kong declarative file (YAML or JSON). Returns 0 or -1 with err. */
