@@ -272,8 +272,10 @@ static void on_snapshot(dp_cluster_client *c, const unsigned char *bytes, size_t
         return;
     }
     current(c, &cur_version, cur_hash);
-    if (hash[0] && strcmp(hash, cur_hash) == 0) {
-        /* Same config (e.g. after a reconnect): nothing to rebuild. */
+    if (hash[0] && strcmp(hash, cur_hash) == 0 && version == cur_version) {
+        /* Same config at the same version (e.g. after a reconnect): nothing to rebuild. The
+         * hash names content only, so the same content at a new version is applied: the
+         * version the data plane reports must move on. */
         send_ack(c, version, hash);
         return;
     }
