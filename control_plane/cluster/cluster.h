@@ -9,6 +9,9 @@
  *             ack {version, hash} | error {version, hash, message, errors[]}
  *             ping {config_version, config_hash}
  *   CP -> DP  snapshot (the envelope of proto/snapshot.h, byte for byte)
+ *             delta (the envelope of proto/snapshot_delta.h), only to a data plane that has
+ *               exactly its base version and hash (acked, or the last thing sent to it); any
+ *               other gets the newest full snapshot; an error reply to a delta gets it too
  *             refused {reason, message} before closing (version_incompatible)
  * Runs on the control plane's event loop (libwebsockets with the libuv event library). */
 
@@ -16,32 +19,22 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "control_plane/cluster/snapshot_ref.h"
 #include "proto/settings.h"
 
 typedef struct cp_cluster cp_cluster;
-
-/* An encoded snapshot shared by every connection that sends it (refcounted, immutable). */
-typedef struct cp_snapshot_ref {
-    int refs; /* touched only on the loop thread */
-    int64_t version;
-    char hash[65];
-    unsigned char *bytes;
-    size_t len;
-    json_t *plugins_used; /* array of plugin names the config uses (for plugin_set checks) */
-} cp_snapshot_ref;
-
-cp_snapshot_ref *cp_snapshot_ref_new(int64_t version, const char *hash, unsigned char *bytes,
-                                     size_t len, json_t *plugins_used);
-void cp_snapshot_ref_release(cp_snapshot_ref *s);
 
 /* Starts the listener. Needs cluster_cert and cluster_cert_key (and cluster_ca_cert in pki
  * mode); NULL with err naming the missing setting or the bind failure. */
 cp_cluster *cp_cluster_start(uv_loop_t *loop, const sl_settings *s, const char *node_id, char *err,
                              size_t errlen);
 
-/* Makes snap the current snapshot (takes a reference) and queues it to every connected,
- * compatible data plane whose version is older. Loop thread only. A DP connecting later gets
- * the current snapshot at once. Versions never go backwards: an older snap is ignored. */
+/* Publishes a full snapshot or a delta (takes a reference) and queues to every connected,
+ * compatible data plane what brings it to the newest version: the delta whose base it has
+ * (recent deltas are kept, so a data plane a few versions behind catches up delta by delta),
+ * else the newest full snapshot, once the full snapshot of the newest version is published.
+ * A DP connecting later gets the same. Loop thread only. Versions never go backwards: a
+ * snapshot older than the current one, or a delta not newer than the newest, is ignored. */
 void cp_cluster_publish(cp_cluster *c, cp_snapshot_ref *snap);
 
 /* Thread-safe: a new JSON array describing every known data plane: id, hostname, ip,

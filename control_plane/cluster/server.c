@@ -29,6 +29,9 @@
 #define CHUNK (64 * 1024)  /* bytes of a snapshot written per WRITEABLE callback */
 #define HELLO_TIMEOUT_S 10 /* a connection that says nothing is dropped after this */
 #define PING_WRITE_GAP_S 5 /* a ping that changes nothing reaches PostgreSQL at most this often */
+#define DELTAS_KEPT 64     /* recent deltas kept, so a DP a few versions behind catches up */
+#define DELTAS_MAX_BYTES (64u * 1024 * 1024) /* and at most this many bytes of them */
+#define DELTA_SILENCE_S 5 /* a delta neither acked nor refused this long: the DP ignores deltas */
 #define PROTOCOL_NAME "sluice-cluster"
 #define OUTLET_PATH "/v1/outlet"
 
@@ -38,8 +41,10 @@ struct cp_cluster {
     uv_loop_t *loop;
     struct lws_context *ctx; /* lws writes NULL here when its destruction has completed */
     cp_registry *reg;
-    cp_dp_table *table; /* the registry in PostgreSQL, for every replica; NULL after stop */
-    cp_snapshot_ref *current;
+    cp_dp_table *table;       /* the registry in PostgreSQL, for every replica; NULL after stop */
+    cp_snapshot_ref *current; /* newest full snapshot */
+    cp_snapshot_ref *deltas[DELTAS_KEPT]; /* recent deltas, oldest first */
+    size_t ndeltas, delta_bytes;
     cp_session *sessions; /* established websocket sessions */
     int shared;           /* cluster_mtls = shared: pin the peer to our own certificate */
     char pin[SL_SHA256_HEX];
@@ -63,7 +68,18 @@ struct cp_session {
     char dp_hash[65];
     int sent_any;
     int64_t sent_version; /* newest version queued to this data plane */
-    int blocked;          /* plugin_set_incompatible for the current snapshot */
+    /* What the data plane will serve once it has applied everything queued; unknown (have_ok
+     * 0) after it reported an error: then its own word (dp_version, dp_hash) is all we know. */
+    int have_ok;
+    int64_t have_version;
+    char have_hash[65];
+    int64_t full_version; /* version of the last full snapshot queued (-1: none) */
+    int delta_since_full; /* a delta was queued after that full snapshot */
+    int need_full;        /* it refused a delta: the next thing queued is a full snapshot */
+    int no_deltas;        /* it ignored a delta (a data plane that predates them) */
+    int delta_unanswered; /* a delta was written and no ack or error came since */
+    time_t delta_written;
+    int blocked; /* plugin_set_incompatible for the current snapshot */
     cp_snapshot_ref *sending;
     size_t sent;
     unsigned char *ctrl; /* a control message waiting for WRITEABLE (refused) */
@@ -267,44 +283,115 @@ static int plugin_missing(const cp_session *s, const json_t *used, const char **
     return 0;
 }
 
-/* Decides whether the current snapshot goes to this data plane and queues it. Never sends
- * a version older than what the data plane serves or what was already queued to it. */
+/* The newest thing published: the newest delta when it is newer than the full snapshot (whose
+ * own full snapshot is then still being built), else the full snapshot. */
+static cp_snapshot_ref *newest_ref(const cp_cluster *c)
+{
+    cp_snapshot_ref *d = c->ndeltas ? c->deltas[c->ndeltas - 1] : NULL;
+    if (d && (!c->current || d->version > c->current->version))
+        return d;
+    return c->current;
+}
+
+/* The kept delta that applies to (version, hash), or NULL. */
+static cp_snapshot_ref *delta_from(const cp_cluster *c, int64_t version, const char *hash)
+{
+    for (size_t i = c->ndeltas; i-- > 0;) {
+        cp_snapshot_ref *d = c->deltas[i];
+        if (d->base_version == version && strcmp(d->base_hash, hash) == 0)
+            return d;
+    }
+    return NULL;
+}
+
+/* Whether catching up delta by delta from first to top beats the full snapshot: the chain
+ * must reach top (kept deltas are bounded) and, when top's full snapshot is built, weigh less
+ * (a data plane back after many changes gets one snapshot, not a long series). */
+static int chain_worth_it(const cp_cluster *c, const cp_snapshot_ref *first,
+                          const cp_snapshot_ref *top)
+{
+    size_t bytes = 0;
+    const cp_snapshot_ref *d = first;
+    for (size_t steps = 0; d && steps <= c->ndeltas; steps++) {
+        bytes += d->len;
+        if (d->version == top->version && strcmp(d->hash, top->hash) == 0)
+            return !c->current || c->current->version < top->version || bytes < c->current->len;
+        d = delta_from(c, d->version, d->hash);
+    }
+    return 0;
+}
+
+/* Decides what, if anything, goes to this data plane now and queues it: the delta from what
+ * it has, else the newest full snapshot. Never sends a version older than what the data
+ * plane serves or what was already queued to it (except the full snapshot of a version whose
+ * delta it refused). */
 static void maybe_send(cp_session *s)
 {
     cp_cluster *c = s->c;
-    cp_snapshot_ref *snap = c->current;
-    if (!s->conn || s->close_after_ctrl || !snap)
+    cp_snapshot_ref *top = newest_ref(c);
+    if (!s->conn || s->close_after_ctrl || !top)
         return;
     if (s->sending) {
         /* The frame in flight finishes first; WRITEABLE then comes back here. */
         return;
     }
-    if (snap->version < s->dp_version)
+    if (top->version < s->dp_version)
         return;
-    if (s->sent_any && snap->version <= s->sent_version)
+    if (s->sent_any && top->version <= s->sent_version && !s->need_full)
         return;
-    if (s->dp_hash[0] && strcmp(s->dp_hash, snap->hash) == 0) {
+    if (s->dp_version == top->version && s->dp_hash[0] && strcmp(s->dp_hash, top->hash) == 0 &&
+        !s->need_full) {
         s->sent_any = 1;
-        s->sent_version = snap->version;
+        s->sent_version = top->version;
+        s->have_ok = 1;
+        s->have_version = top->version;
+        memcpy(s->have_hash, top->hash, sizeof(s->have_hash));
         set_status(s, "normal");
         return;
     }
+    cp_snapshot_ref *pick = NULL;
+    const char *hash = s->have_ok ? s->have_hash : s->dp_hash;
+    if (!s->need_full && !s->no_deltas && hash[0]) {
+        pick = delta_from(c, s->have_ok ? s->have_version : s->dp_version, hash);
+        if (pick && s->sent_any && pick->version <= s->sent_version)
+            pick = NULL;
+        if (pick && !chain_worth_it(c, pick, top))
+            pick = NULL;
+    }
+    if (!pick) {
+        /* Wait for the newest version's full snapshot rather than send an older one. */
+        pick = c->current;
+        if (!pick || pick->version < top->version)
+            return;
+        if (s->sent_any && pick->version <= s->sent_version && !s->need_full)
+            return;
+    }
     const char *missing = NULL;
-    if (plugin_missing(s, snap->plugins_used, &missing)) {
+    if (plugin_missing(s, pick->plugins_used, &missing)) {
         if (!s->blocked)
             sl_warn("cluster: data plane %s (%s) lacks plugin '%s' used by config version %lld; "
                     "config withheld",
-                    s->node_id, s->ip, missing, (long long)snap->version);
+                    s->node_id, s->ip, missing, (long long)pick->version);
         s->blocked = 1;
         set_status(s, "plugin_set_incompatible");
         return;
     }
     s->blocked = 0;
-    snap->refs++;
-    s->sending = snap;
+    pick->refs++;
+    s->sending = pick;
     s->sent = 0;
     s->sent_any = 1;
-    s->sent_version = snap->version;
+    s->sent_version = pick->version;
+    s->have_ok = 1;
+    s->have_version = pick->version;
+    memcpy(s->have_hash, pick->hash, sizeof(s->have_hash));
+    if (pick->kind == CP_REF_SNAPSHOT) {
+        s->full_version = pick->version;
+        s->delta_since_full = 0;
+        s->need_full = 0;
+    } else {
+        s->delta_since_full = 1;
+    }
     lws_callback_on_writable(s->wsi);
 }
 
@@ -387,6 +474,7 @@ static int on_message(cp_session *s)
         }
         break;
     case SL_CMSG_ACK:
+        s->delta_unanswered = 0;
         s->dp_version = m.config_version;
         memcpy(s->dp_hash, m.config_hash, sizeof(s->dp_hash));
         cp_registry_ack(c->reg, s->node_id, m.config_version, m.config_hash, now);
@@ -395,6 +483,19 @@ static int on_message(cp_session *s)
                 (long long)m.config_version);
         break;
     case SL_CMSG_ERROR:
+        s->delta_unanswered = 0;
+        s->have_ok = 0; /* it does not serve what it refused */
+        if (s->delta_since_full && (m.config_version > s->full_version || m.config_version <= 0)) {
+            /* Only deltas were queued after the last full snapshot: it refused one of them
+             * (its config differs from the delta's base, or the result did not check). The
+             * full snapshot settles it; a reason that holds for it too is reported then. */
+            sl_notice("cluster: data plane %s (%s) refused the delta to config version %lld: "
+                      "%s; sending the full snapshot",
+                      s->node_id, s->ip, (long long)m.config_version, m.message);
+            s->need_full = 1;
+            maybe_send(s);
+            break;
+        }
         cp_registry_error(c->reg, s->node_id, m.config_version, m.config_hash, m.message, m.errors,
                           now);
         record(s);
@@ -410,6 +511,19 @@ static int on_message(cp_session *s)
          * then, unless what the data plane serves changed. */
         if (changed || now - s->table_written >= PING_WRITE_GAP_S)
             record(s);
+        if (s->delta_unanswered && !s->sending && now - s->delta_written >= DELTA_SILENCE_S &&
+            !(s->have_ok && s->dp_version == s->have_version)) {
+            /* A data plane that predates deltas ignores them and keeps pinging its old
+             * version: from now on it gets full snapshots only. */
+            sl_warn("cluster: data plane %s (%s) neither applied nor refused a delta in %d s; "
+                    "sending it full snapshots from now on",
+                    s->node_id, s->ip, (int)(now - s->delta_written));
+            s->delta_unanswered = 0;
+            s->no_deltas = 1;
+            s->need_full = 1;
+            s->have_ok = 0;
+            maybe_send(s);
+        }
         break;
     }
     default:
@@ -488,8 +602,13 @@ static int on_writeable(cp_session *s)
         lws_callback_on_writable(s->wsi);
         return 0;
     }
-    sl_debug("cluster: sent config version %lld (%zu bytes) to %s", (long long)snap->version,
+    sl_debug("cluster: sent config %s version %lld (%zu bytes) to %s",
+             snap->kind == CP_REF_DELTA ? "delta to" : "snapshot", (long long)snap->version,
              snap->len, s->node_id);
+    if (snap->kind == CP_REF_DELTA) {
+        s->delta_unanswered = 1;
+        s->delta_written = time(NULL);
+    }
     s->sending = NULL;
     cp_snapshot_ref_release(snap);
     maybe_send(s); /* a newer snapshot may have been published meanwhile */
@@ -570,6 +689,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             return -1;
         memset(s, 0, sizeof(*s));
         s->c = c;
+        s->full_version = -1;
         s->wsi = wsi;
         lws_get_peer_simple(wsi, s->ip, sizeof(s->ip));
         s->next = c->sessions;
@@ -601,10 +721,19 @@ static const struct lws_protocols protocols[] = {
 
 /* ---- start / publish / stop ---- */
 
+static void drop_deltas(cp_cluster *c)
+{
+    for (size_t i = 0; i < c->ndeltas; i++)
+        cp_snapshot_ref_release(c->deltas[i]);
+    c->ndeltas = 0;
+    c->delta_bytes = 0;
+}
+
 static void cluster_free(cp_cluster *c)
 {
     cp_dp_table_stop(c->table);
     cp_snapshot_ref_release(c->current);
+    drop_deltas(c);
     cp_registry_free(c->reg);
     free(c->scratch);
     free(c->cert);
@@ -698,17 +827,37 @@ fail:
     return NULL;
 }
 
+/* Keeps a delta, dropping the oldest past the count or byte bound. */
+static void keep_delta(cp_cluster *c, cp_snapshot_ref *d)
+{
+    d->refs++;
+    c->deltas[c->ndeltas++] = d;
+    c->delta_bytes += d->len;
+    while (c->ndeltas > 1 && (c->ndeltas == DELTAS_KEPT || c->delta_bytes > DELTAS_MAX_BYTES)) {
+        c->delta_bytes -= c->deltas[0]->len;
+        cp_snapshot_ref_release(c->deltas[0]);
+        memmove(c->deltas, c->deltas + 1, --c->ndeltas * sizeof(*c->deltas));
+    }
+}
+
 void cp_cluster_publish(cp_cluster *c, cp_snapshot_ref *snap)
 {
     if (!c || !snap)
         return;
-    if (c->current &&
-        (snap->version < c->current->version ||
-         (snap->version == c->current->version && strcmp(snap->hash, c->current->hash) == 0)))
-        return;
-    snap->refs++;
-    cp_snapshot_ref_release(c->current);
-    c->current = snap;
+    if (snap->kind == CP_REF_DELTA) {
+        const cp_snapshot_ref *top = newest_ref(c);
+        if (top && snap->version <= top->version)
+            return;
+        keep_delta(c, snap);
+    } else {
+        if (c->current &&
+            (snap->version < c->current->version ||
+             (snap->version == c->current->version && strcmp(snap->hash, c->current->hash) == 0)))
+            return;
+        snap->refs++;
+        cp_snapshot_ref_release(c->current);
+        c->current = snap;
+    }
     for (cp_session *s = c->sessions; s; s = s->next)
         maybe_send(s);
 }
@@ -764,6 +913,7 @@ void cp_cluster_stop(cp_cluster *c)
         return;
     cp_snapshot_ref_release(c->current);
     c->current = NULL;
+    drop_deltas(c);
     /* Closes every connection now (their CLOSED callbacks run inside) and starts closing
      * lws's libuv handles; the loop must run for them to finish. */
     lws_context_destroy(c->ctx);

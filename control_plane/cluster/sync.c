@@ -11,9 +11,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "control_plane/cluster/config_model.h"
 #include "control_plane/store/store.h"
 #include "proto/log.h"
 #include "proto/snapshot.h"
+
+#define PENDING_MAX 256          /* published refs waiting for the loop; the oldest go past it */
+#define FULL_MAX_DELAY_MS 1000.0 /* a full snapshot waits for a burst to end at most this long */
+/* After a delta, the full snapshot of its version waits this long for a newer change: data
+ * planes at the previous version apply the delta meanwhile, without the full encode competing
+ * for the CPU, and a burst pays for one full encode at its end. */
+#define FULL_DEFER_MS 250.0
 
 struct cp_sync {
     uv_loop_t *loop;
@@ -24,9 +32,16 @@ struct cp_sync {
     atomic_int stopping;
     atomic_llong built_version;
 
-    uv_async_t handoff; /* thread -> loop: a new snapshot is in `pending` */
+    /* The builder thread's own state. */
+    cp_config_model model;
+    int64_t full_version;  /* version of the newest full snapshot built (-1: none) */
+    double full_due_since; /* when the model first got ahead of that full snapshot (0: not) */
+    double last_read_ms;   /* what reading the model's version cost, for the snapshot log line */
+
+    uv_async_t handoff; /* thread -> loop: new refs are in `pending` */
     pthread_mutex_t lock;
-    cp_snapshot_ref *pending; /* newest built snapshot not yet published; older ones dropped */
+    cp_snapshot_ref *pending[PENDING_MAX]; /* in build order: deltas chain, so none is skipped */
+    size_t npending;
 };
 
 static double now_ms(void)
@@ -36,91 +51,35 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-/* Names of the plugins an enabled plugin entity uses: data planes lacking one don't get it. */
-static json_t *plugins_used(const json_t *config)
+/* Queues ref for the loop (takes the caller's reference). */
+static void handoff(cp_sync *sync, cp_snapshot_ref *ref)
 {
-    json_t *names = json_array();
-    size_t i;
-    json_t *p;
-    json_array_foreach(json_object_get(config, "plugins"), i, p)
-    {
-        if (json_is_false(json_object_get(p, "enabled")))
-            continue;
-        const char *name = json_string_value(json_object_get(p, "name"));
-        if (!name)
-            continue;
-        int seen = 0;
-        size_t j;
-        json_t *n;
-        json_array_foreach(names, j, n) if (strcmp(json_string_value(n), name) == 0) seen = 1;
-        if (!seen)
-            json_array_append_new(names, json_string(name));
-    }
-    return names;
-}
-
-/* Reads and encodes the config; hands the result to the loop. 0 on success. */
-static int build_snapshot(cp_sync *sync, cp_store *st)
-{
-    double t0 = now_ms();
-    json_t *config = NULL;
-    int64_t version = 0;
-    cp_store_error serr = {0};
-    if (cp_store_read_config(st, &config, &version, &serr)) {
-        sl_error("cannot read the config for a snapshot: %s", serr.message);
-        cp_store_error_clear(&serr);
-        return -1;
-    }
-    double t1 = now_ms();
-    sl_snapshot snap;
-    char err[512];
-    if (sl_snapshot_encode(config, version, &snap, err, sizeof(err))) {
-        sl_error("cannot encode snapshot version %lld: %s", (long long)version, err);
-        json_decref(config);
-        return -1;
-    }
-    double t2 = now_ms();
-    size_t nroutes = json_array_size(json_object_get(config, "routes"));
-    cp_snapshot_ref *ref =
-        cp_snapshot_ref_new(snap.version, snap.hash, snap.bytes, snap.len, plugins_used(config));
-    snap.bytes = NULL; /* the ref owns the bytes now */
-    sl_info("snapshot version %lld built: %zu routes, %zu bytes (%zu before compression), "
-            "read %.1f ms, encode %.1f ms",
-            (long long)snap.version, nroutes, snap.len, snap.canonical_len, t1 - t0, t2 - t1);
-    sl_snapshot_free(&snap);
-    json_decref(config);
-
+    if (!ref)
+        return;
     pthread_mutex_lock(&sync->lock);
-    if (sync->pending)
-        cp_snapshot_ref_release(sync->pending); /* never published: the newer one covers it */
-    sync->pending = ref;
+    if (sync->npending == PENDING_MAX) {
+        /* The loop is far behind: data planes that miss this delta get a full snapshot. */
+        cp_snapshot_ref_release(sync->pending[0]);
+        memmove(sync->pending, sync->pending + 1, --sync->npending * sizeof(*sync->pending));
+    }
+    sync->pending[sync->npending++] = ref;
     pthread_mutex_unlock(&sync->lock);
-    atomic_store(&sync->built_version, (long long)version);
     uv_async_send(&sync->handoff);
-    return 0;
 }
 
 static void on_handoff(uv_async_t *h)
 {
     cp_sync *sync = h->data;
+    cp_snapshot_ref *refs[PENDING_MAX];
     pthread_mutex_lock(&sync->lock);
-    cp_snapshot_ref *ref = sync->pending;
-    sync->pending = NULL;
+    size_t n = sync->npending;
+    memcpy(refs, sync->pending, n * sizeof(*refs));
+    sync->npending = 0;
     pthread_mutex_unlock(&sync->lock);
-    if (ref) {
-        cp_cluster_publish(sync->cluster, ref);
-        cp_snapshot_ref_release(ref);
+    for (size_t i = 0; i < n; i++) {
+        cp_cluster_publish(sync->cluster, refs[i]);
+        cp_snapshot_ref_release(refs[i]);
     }
-}
-
-/* Waits up to ms for the PostgreSQL socket or the wake pipe. Returns 1 when stopping. */
-static int wait_events(cp_sync *sync, int pgfd, int ms)
-{
-    struct pollfd p[2] = {{.fd = sync->wake[0], .events = POLLIN}, {.fd = pgfd, .events = POLLIN}};
-    int rc = poll(p, pgfd >= 0 ? 2 : 1, ms);
-    if (rc < 0 && errno != EINTR)
-        sl_warn("sync: poll failed: %s", strerror(errno));
-    return atomic_load(&sync->stopping);
 }
 
 /* Consumes pending notifications; returns the highest version announced, or -1 if none. A
@@ -140,11 +99,144 @@ static long long drain_notifications(PGconn *conn)
     return newest;
 }
 
+/* Encodes and hands over the full snapshot of the model's version. */
+static void build_full(cp_sync *sync, double read_ms)
+{
+    cp_config_model *m = &sync->model;
+    double t0 = now_ms();
+    sl_snapshot snap;
+    char err[512];
+    if (cp_config_model_snapshot(m, &snap, err, sizeof(err))) {
+        sl_error("cannot encode snapshot version %lld: %s", (long long)m->version, err);
+        return;
+    }
+    double t1 = now_ms();
+    cp_snapshot_ref *ref = cp_snapshot_ref_new(snap.version, snap.hash, snap.bytes, snap.len,
+                                               cp_config_model_plugins_used(m));
+    snap.bytes = NULL; /* the ref owns the bytes now */
+    sl_info("snapshot version %lld built: %zu routes, %zu bytes (%zu before compression), "
+            "read %.1f ms, encode %.1f ms",
+            (long long)snap.version, cp_config_model_count(m, "routes"), snap.len,
+            snap.canonical_len, read_ms, t1 - t0);
+    sl_snapshot_free(&snap);
+    sync->full_version = m->version;
+    sync->full_due_since = 0;
+    handoff(sync, ref);
+}
+
+/* Brings the model to the database's current version: the changes since the model's version,
+ * or everything when the model is not loaded, reload is set or the log cannot say. Publishes
+ * the delta at once, then the full snapshot unless a newer version already waits (a burst
+ * pays for one full encode at its end). *newer gets the newest version announced meanwhile
+ * (-1 none, -2 connection lost). Returns 0, or -1 when nothing could be built. */
+static int sync_version(cp_sync *sync, cp_store *st, int reload, long long *newer)
+{
+    cp_config_model *m = &sync->model;
+    *newer = -1;
+    double t0 = now_ms();
+    cp_store_error serr = {0};
+    cp_store_changes ch = {0};
+    int full_read = reload || !m->loaded;
+    if (!full_read) {
+        if (cp_store_read_changes(st, m->version, &ch, &serr)) {
+            sl_warn("cannot read config changes since version %lld: %s; reading the whole "
+                    "config",
+                    (long long)m->version, serr.message);
+            cp_store_error_clear(&serr);
+            full_read = 1;
+        } else if (ch.stale) {
+            sl_info("config changes since version %lld are not all in the change log; "
+                    "reading the whole config",
+                    (long long)m->version);
+            full_read = 1;
+        } else if (ch.version == m->version) {
+            cp_store_changes_free(&ch);
+            return 0;
+        }
+    }
+    json_t *config = NULL;
+    int64_t version = 0;
+    if (full_read && cp_store_read_config(st, &config, &version, &serr)) {
+        sl_error("cannot read the config for a snapshot: %s", serr.message);
+        cp_store_error_clear(&serr);
+        cp_store_changes_free(&ch);
+        return -1;
+    }
+    double t1 = now_ms();
+    sl_delta delta;
+    memset(&delta, 0, sizeof(delta));
+    int has_delta = 0, rc;
+    char err[512];
+    if (full_read) {
+        rc = cp_config_model_load(m, config, version, &delta, &has_delta, err, sizeof(err));
+        json_decref(config);
+    } else {
+        rc = cp_config_model_apply(m, ch.upserts, ch.deletes, ch.version, &delta, err, sizeof(err));
+        has_delta = rc == 0;
+    }
+    size_t nup = ch.nupserts, ndel = ch.ndeletes;
+    cp_store_changes_free(&ch);
+    if (rc) {
+        sl_error("cannot build config version %lld: %s", (long long)(full_read ? version : 0), err);
+        return -1;
+    }
+    double t2 = now_ms();
+    if (has_delta) {
+        cp_snapshot_ref *ref =
+            cp_delta_ref_new(delta.base_version, delta.base_hash, delta.version, delta.hash,
+                             delta.bytes, delta.len, cp_config_model_plugins_used(m));
+        delta.bytes = NULL;
+        if (full_read)
+            sl_info("delta version %lld built: from a full read, %zu bytes (base version %lld), "
+                    "read %.1f ms, apply %.1f ms",
+                    (long long)delta.version, delta.len, (long long)delta.base_version, t1 - t0,
+                    t2 - t1);
+        else
+            sl_info("delta version %lld built: %zu upserts, %zu deletes, %zu bytes (base "
+                    "version %lld), read %.1f ms, apply %.1f ms",
+                    (long long)delta.version, nup, ndel, delta.len, (long long)delta.base_version,
+                    t1 - t0, t2 - t1);
+        handoff(sync, ref);
+    }
+    sl_delta_free(&delta);
+    atomic_store(&sync->built_version, (long long)m->version);
+
+    /* Notifications that came during the read are in libpq's queue already. */
+    *newer = drain_notifications(cp_store_conn(st));
+    sync->last_read_ms = t1 - t0;
+    if (sync->full_due_since == 0)
+        sync->full_due_since = t2;
+    /* The first full snapshot at once (no data plane can start without one); the others after
+     * FULL_DEFER_MS without a newer change (sync_main), or once a burst has lasted too long. */
+    if (sync->full_version < 0 || t2 - sync->full_due_since >= FULL_MAX_DELAY_MS)
+        build_full(sync, t1 - t0);
+    return 0;
+}
+
+static int listen_on(PGconn *conn)
+{
+    PGresult *r = PQexec(conn, "LISTEN sluice_config");
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (!ok)
+        sl_warn("sync: LISTEN failed: %s", PQerrorMessage(conn));
+    return ok ? 0 : -1;
+}
+
+/* Waits up to ms for the PostgreSQL socket or the wake pipe. Returns 1 when stopping. */
+static int wait_events(cp_sync *sync, int pgfd, int ms)
+{
+    struct pollfd p[2] = {{.fd = sync->wake[0], .events = POLLIN}, {.fd = pgfd, .events = POLLIN}};
+    int rc = poll(p, pgfd >= 0 ? 2 : 1, ms);
+    if (rc < 0 && errno != EINTR)
+        sl_warn("sync: poll failed: %s", strerror(errno));
+    return atomic_load(&sync->stopping);
+}
+
 static void *sync_main(void *arg)
 {
     cp_sync *sync = arg;
     int backoff_ms = 250;
-    int built_once = 0;
     while (!atomic_load(&sync->stopping)) {
         char err[1024];
         cp_store *st = cp_store_connect(sync->settings, err, sizeof(err));
@@ -157,43 +249,77 @@ static void *sync_main(void *arg)
             continue;
         }
         PGconn *conn = cp_store_conn(st);
-        PGresult *r = PQexec(conn, "LISTEN sluice_config");
-        int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-        PQclear(r);
-        if (!ok) {
-            sl_warn("sync: LISTEN failed: %s", PQerrorMessage(conn));
+        if (listen_on(conn)) {
             cp_store_close(st);
             if (wait_events(sync, -1, backoff_ms))
                 break;
             continue;
         }
         backoff_ms = 250;
-        /* Whatever happened while we were not listening, the first build covers it. */
+        /* Whatever happened while we were not listening, the first build covers it; it reads
+         * everything, in case the database is not the one the model came from (a restore, a
+         * reset), and tells data planes the difference as a delta. */
+        int reload = 1, pid = PQbackendPID(conn);
         long long want = cp_store_config_version(st);
         while (!atomic_load(&sync->stopping)) {
-            if (want > atomic_load(&sync->built_version) || !built_once) {
-                if (build_snapshot(sync, st) == 0)
-                    built_once = 1;
+            if (reload || want > sync->model.version || !sync->model.loaded) {
+                long long newer;
+                if (sync_version(sync, st, reload, &newer) == 0)
+                    reload = 0;
                 else if (!cp_store_ping(st))
                     break;
+                if (PQbackendPID(conn) != pid) {
+                    /* The store reconnected under us: the LISTEN went with the old session. */
+                    pid = PQbackendPID(conn);
+                    if (listen_on(conn))
+                        break;
+                    reload = 1;
+                    want = cp_store_config_version(st);
+                    continue;
+                }
+                if (newer == -2)
+                    goto lost;
+                if (newer > want)
+                    want = newer;
+                if (!reload && want > sync->model.version)
+                    continue;
             }
             /* Queries read notifications off the socket into libpq's queue, so the ones
              * that arrived during the build are already here: take them before waiting, or
              * the socket stays quiet and they wait for the next write. */
             long long v = drain_notifications(conn);
-            if (v == -1) {
+            int full_due = sync->model.loaded && sync->full_version < sync->model.version;
+            if (v == -1 && full_due) {
+                double left = FULL_DEFER_MS - (now_ms() - sync->full_due_since);
+                if (left > 0) {
+                    if (wait_events(sync, PQsocket(conn), (int)left + 1))
+                        break;
+                    v = drain_notifications(conn);
+                }
+                if (v == -1 && now_ms() - sync->full_due_since >= FULL_DEFER_MS) {
+                    build_full(sync, sync->last_read_ms);
+                    continue;
+                }
+            } else if (v == -1) {
                 if (wait_events(sync, PQsocket(conn), 30000))
                     break;
                 v = drain_notifications(conn);
             }
-            if (v == -2) {
-                sl_warn("sync: lost the PostgreSQL connection; data planes keep the last "
-                        "snapshot");
-                break;
-            }
-            want = v;
+            if (v == -2)
+                goto lost;
+            if (v > want)
+                want = v;
+            continue;
+        lost:
+            sl_warn("sync: lost the PostgreSQL connection; data planes keep the last snapshot");
+            break;
         }
         cp_store_close(st);
+        /* The full snapshot a change is waiting for needs no database: build it now, so data
+         * planes that connect while PostgreSQL is away still get the newest config. */
+        if (!atomic_load(&sync->stopping) && sync->model.loaded &&
+            sync->full_version < sync->model.version)
+            build_full(sync, sync->last_read_ms);
     }
     return NULL;
 }
@@ -207,6 +333,14 @@ cp_sync *cp_sync_start(uv_loop_t *loop, const sl_settings *s, cp_cluster *cluste
         free(sync);
         return NULL;
     }
+    if (cp_config_model_init(&sync->model)) {
+        snprintf(err, errlen, "sync: out of memory");
+        close(sync->wake[0]);
+        close(sync->wake[1]);
+        free(sync);
+        return NULL;
+    }
+    sync->full_version = -1;
     sync->loop = loop;
     sync->settings = s;
     sync->cluster = cluster;
@@ -215,6 +349,7 @@ cp_sync *cp_sync_start(uv_loop_t *loop, const sl_settings *s, cp_cluster *cluste
     sync->handoff.data = sync;
     if (pthread_create(&sync->thread, NULL, sync_main, sync)) {
         snprintf(err, errlen, "sync: cannot start thread");
+        cp_config_model_free(&sync->model);
         uv_close((uv_handle_t *)&sync->handoff, NULL);
         close(sync->wake[0]);
         close(sync->wake[1]);
@@ -232,8 +367,9 @@ long long cp_sync_built_version(const cp_sync *sync)
 static void free_sync(uv_handle_t *h)
 {
     cp_sync *sync = h->data;
-    if (sync->pending)
-        cp_snapshot_ref_release(sync->pending);
+    for (size_t i = 0; i < sync->npending; i++)
+        cp_snapshot_ref_release(sync->pending[i]);
+    cp_config_model_free(&sync->model);
     pthread_mutex_destroy(&sync->lock);
     close(sync->wake[0]);
     close(sync->wake[1]);

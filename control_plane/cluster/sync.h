@@ -1,13 +1,17 @@
 #ifndef CP_SYNC_H
 #define CP_SYNC_H
 
-/* Follows the database's config version and turns each new version into one snapshot for the
- * cluster. A dedicated thread holds a PostgreSQL connection that LISTENs on sluice_config (so
- * writes through any control plane replica are seen), reads the whole config in one
- * REPEATABLE READ transaction, encodes it once, and hands it to the loop, which publishes it
- * to every data plane. Bursts coalesce: while a build runs, notifications pile up and the next
- * build covers them all; no fixed delay anywhere. When PostgreSQL is away the last snapshot
- * stays published and the thread reconnects with backoff, rebuilding on reconnect. */
+/* Follows the database's config version and turns each new version into a delta and a full
+ * snapshot for the cluster. A dedicated thread holds a PostgreSQL connection that LISTENs on
+ * sluice_config (so writes through any control plane replica are seen) and keeps the config
+ * in memory (config_model.h): on each notification it reads only the rows changed since its
+ * version (control_plane/store/store.h, cp_store_read_changes), applies them, and hands the
+ * loop a delta at once, then the full snapshot of that version once no newer change came for
+ * FULL_DEFER_MS (a burst pays for one full encode, at its end, or after FULL_MAX_DELAY_MS;
+ * the very first is built at once).
+ * It reads the whole config at start, after a reconnect, and when the change log cannot bring
+ * it up to date. The loop publishes both to the data planes. When PostgreSQL is away the last
+ * snapshot stays published and the thread reconnects with backoff. */
 
 #include <uv.h>
 
@@ -19,7 +23,8 @@ typedef struct cp_sync cp_sync;
 cp_sync *cp_sync_start(uv_loop_t *loop, const sl_settings *s, cp_cluster *cluster, char *err,
                        size_t errlen);
 
-/* The version of the newest snapshot built so far (0 before the first). Thread-safe. */
+/* The newest config version built so far, as a delta or a snapshot (0 before the first).
+ * Thread-safe. */
 long long cp_sync_built_version(const cp_sync *sync);
 
 /* Stops the thread and releases everything. Loop thread only. */

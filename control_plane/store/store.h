@@ -104,6 +104,26 @@ int64_t cp_store_config_version(cp_store *st);
  * sl_entities (rows ordered by id) and *version the config version it reflects. */
 int cp_store_read_config(cp_store *st, json_t **config, int64_t *version, cp_store_error *err);
 
+/* Rows changed after a version, from the change log of migrations/003_change_capture.sql. */
+#define CP_STORE_MAX_CHANGES 200000 /* more changed rows than this: read everything instead */
+typedef struct {
+    int64_t version; /* the config version the changes lead to */
+    int stale;       /* 1: the log cannot bring `since` up to date; nothing else is set */
+    json_t *upserts; /* {"<entity>": [rows as cp_store_read_config gives them, by id]} */
+    json_t *deletes; /* {"<entity>": ["<id>", ...]} (ids by id order) */
+    size_t nupserts, ndeletes;
+} cp_store_changes;
+
+/* Reads, in one REPEATABLE READ READ ONLY transaction, the current version and every row of
+ * every entity changed after version since: rows that exist now (upserts) and ids that no
+ * longer do (deletes). Only entities with changes appear in the objects. out->stale is set
+ * instead when since is older than the log covers (sluice_cluster.changes_from: a new log, a
+ * TRUNCATE, pruned tombstones), newer than the database (reset), or more than
+ * CP_STORE_MAX_CHANGES rows changed: the caller then reads the whole config. On success the
+ * caller frees out with cp_store_changes_free. */
+int cp_store_read_changes(cp_store *st, int64_t since, cp_store_changes *out, cp_store_error *err);
+void cp_store_changes_free(cp_store_changes *c);
+
 /* The libpq connection, for code that LISTENs (cluster notifications). */
 struct pg_conn *cp_store_conn(cp_store *st);
 

@@ -6,8 +6,9 @@ For each size it bulk-loads N routes (one service each 100 routes) straight into
 starts one control plane and 3 data planes, then makes `--changes` Admin API writes one after
 another (PATCH of one route's paths) and, for each, waits until all 3 data planes report the
 new config version on their status listener. It prints p50/p99 of write-to-all-DPs time, the
-snapshot size, and the control plane's build time and the data planes' apply time taken from
-their logs. Not a test: it asserts nothing.
+snapshot and delta sizes, and the control plane's read/apply/encode times and the data planes'
+apply time taken from their logs (full snapshots and deltas alike; dp_deltas says how many of
+the data planes' applies were deltas). Not a test: it asserts nothing.
 
     SLUICE_BIN_DIR=$PWD/build /usr/bin/python3 tests/bench/cluster_sync.py --sizes 100,10000,100000
 """
@@ -98,14 +99,23 @@ def run_size(pg, certs, n, changes, workdir):
             lat.append((time.perf_counter() - t) * 1000)
         cplog = cp.log()
         sizes = re.findall(r"snapshot version \d+ built: \d+ routes, (\d+) bytes \((\d+) before", cplog)
-        enc = [float(x) for x in re.findall(r"encode ([0-9.]+) ms", cplog)]
-        rd = [float(x) for x in re.findall(r"read ([0-9.]+) ms", cplog)]
+        full_rd = re.findall(r"snapshot version \d+ built: .*, read ([0-9.]+) ms, encode "
+                             r"([0-9.]+) ms", cplog)
+        enc = [float(e) for _, e in full_rd]
+        deltas = re.findall(r"delta version \d+ built: \d+ upserts, \d+ deletes, (\d+) bytes "
+                            r"\(base version \d+\), read ([0-9.]+) ms, apply ([0-9.]+) ms", cplog)
+        # The read a change costs: the delta's read when there are deltas (each full snapshot
+        # repeats the read of its version's delta).
+        rd = [float(r) for _, r, _ in deltas] or [float(r) for r, _ in full_rd]
         stages = {"apply": [], "decode": [], "build": [], "swap": [], "cache": []}
+        dp_deltas = 0
         for d in dps:
-            for m in re.finditer(r"applied \(hash \w+\) in ([0-9.]+) ms: decode\+validate "
-                                 r"([0-9.]+) ms, build ([0-9.]+) ms, swap ([0-9.]+) ms, cache "
-                                 r"write ([0-9.]+) ms", d.log()):
-                for k, v in zip(("apply", "decode", "build", "swap", "cache"), m.groups()):
+            for m in re.finditer(r"applied \(hash \w+\) in ([0-9.]+) ms: (delta of \d+ changes "
+                                 r"decode\+apply|decode\+validate) ([0-9.]+) ms, build ([0-9.]+) "
+                                 r"ms, swap ([0-9.]+) ms, cache write ([0-9.]+) ms", d.log()):
+                g = m.groups()
+                dp_deltas += g[1].startswith("delta")
+                for k, v in zip(("apply", "decode", "build", "swap", "cache"), g[:1] + g[2:]):
                     stages[k].append(float(v))
 
         def med(v):
@@ -116,7 +126,9 @@ def run_size(pg, certs, n, changes, workdir):
             "max_ms": max(lat), "write_ms": med(write),
             "snapshot_bytes": int(sizes[-1][0]) if sizes else None,
             "canonical_bytes": int(sizes[-1][1]) if sizes else None,
-            "cp_read_ms": med(rd), "cp_encode_ms": med(enc),
+            "delta_bytes": int(statistics.median(int(b) for b, _, _ in deltas)) if deltas else None,
+            "cp_read_ms": med(rd), "cp_apply_ms": med([float(a) for _, _, a in deltas]),
+            "cp_encode_ms": med(enc), "dp_deltas": "%d/%d" % (dp_deltas, len(stages["apply"])),
             "dp_apply_ms": med(stages["apply"]), "dp_decode_ms": med(stages["decode"]),
             "dp_build_ms": med(stages["build"]), "dp_swap_ms": med(stages["swap"]),
             "dp_cache_ms": med(stages["cache"]),
@@ -143,7 +155,8 @@ def main():
     finally:
         pg.destroy()
     cols = ["routes", "p50_ms", "p99_ms", "max_ms", "write_ms", "snapshot_bytes",
-            "canonical_bytes", "cp_read_ms", "cp_encode_ms", "dp_apply_ms", "dp_decode_ms",
+            "canonical_bytes", "delta_bytes", "cp_read_ms", "cp_apply_ms", "cp_encode_ms",
+            "dp_deltas", "dp_apply_ms", "dp_decode_ms",
             "dp_build_ms", "dp_swap_ms", "dp_cache_ms"]
     print("write -> all 3 data planes serving it, %d changes per size" % args.changes)
     # One block per size: the columns are too many for one line.

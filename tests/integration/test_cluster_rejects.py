@@ -116,21 +116,22 @@ def re_built(log):
 
 
 def capture_two_snapshots(pg, db, tmp_path_factory, certs, upstream, dps):
-    """Two valid envelopes from a real control plane: v1 routes /a, v2 routes /a and /b."""
+    """Two valid envelopes from a real control plane: v1 routes /a, v2 routes /a and /b. Each
+    comes from a data plane that joins after the change, so it gets (and caches) the whole
+    snapshot rather than a delta."""
     cp = start_cp(pg, db, tmp_path_factory, extra_env=cluster_env(*certs))
+    envs = []
     try:
-        d = dps(cp.cluster_port)
-        add_route(cp, upstream, "a", "/a")
-        v1 = cp.config_version()
-        wait_for(lambda: read_envelope(cached_envelope(d))["version"] == v1, what="v1 cached")
-        env1 = cached_envelope(d)
-        add_route(cp, upstream, "b", "/b")
-        v2 = cp.config_version()
-        wait_for(lambda: read_envelope(cached_envelope(d))["version"] == v2, what="v2 cached")
-        env2 = cached_envelope(d)
+        for name in ("a", "b"):
+            add_route(cp, upstream, name, "/" + name)
+            v = cp.config_version()
+            d = dps(cp.cluster_port)
+            wait_for(lambda: os.path.exists(os.path.join(d.prefix, "config.snapshot")) and
+                     read_envelope(cached_envelope(d))["version"] == v, what="v%d cached" % v)
+            envs.append(cached_envelope(d))
     finally:
         stop_cp(cp)
-    return env1, env2
+    return envs[0], envs[1]
 
 
 def test_corrupt_truncated_and_badly_hashed_snapshots(pg, bootstrapped_db, tmp_path_factory,
