@@ -155,12 +155,16 @@ static json_t *check_array(const sl_field *f, sl_type t, json_t *v, sl_validate_
     }
     json_t *errs = NULL;
     for (size_t i = 0; i < n; i++) {
-        json_t *el = json_incref(json_array_get(v, i)), *e = NULL;
+        json_t *old = json_array_get(v, i), *el = json_incref(old), *e = NULL;
         if (json_is_null(el))
             e = json_string("required field missing");
         else
             el = check_value(f, f->elem, el, mode, &e);
-        json_array_set_new(v, i, el);
+        /* most elements come back unchanged (every path of every snapshot row) */
+        if (el == old)
+            json_decref(el);
+        else
+            json_array_set_new(v, i, el);
         if (e != NULL) {
             if (errs == NULL)
                 errs = json_array();

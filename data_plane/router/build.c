@@ -6,9 +6,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "proto/sort.h"
+#include "data_plane/config/route_fields.h"
 #include "data_plane/router/internal.h"
 #include "proto/log.h"
+#include "proto/sort.h"
 
 /* ------------------------------------------------------------------ arena */
 
@@ -77,8 +78,10 @@ typedef struct {
     uint32_t bucket, len;
 } blen;
 
-typedef struct {
+struct dp_router_builder {
     dp_router *r;
+    size_t cap; /* routes the builder was sized for */
+    double t0;
     bmatch *bm;
     size_t nbm, capbm;
     bposting *post;
@@ -88,7 +91,8 @@ typedef struct {
     size_t caplists, capbuckets;
     char *err;
     size_t errlen;
-} builder;
+};
+typedef struct dp_router_builder builder;
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem)
 {
@@ -222,15 +226,14 @@ static int build_headers(builder *b, rt_route *rr, const json_t *hdrs)
     return 0;
 }
 
-/* Kong's traditional_compatible priority (router/transform.lua get_priority). */
-static uint64_t priority(const json_t *j, const rt_route *rr, int has_paths, int regex,
-                         size_t plain_len, long long regex_priority)
+/* Kong's traditional_compatible priority (router/transform.lua get_priority), in two parts:
+ * what the route as a whole gives (route_priority), and what each sub-route adds. */
+static uint64_t route_priority(const dp_route_fields *j, const rt_route *rr)
 {
-    uint64_t weight = (rr->nmethods > 0) + (arr_len(json_object_get(j, "hosts")) > 0) +
-                      (rr->nhdrs > 0) + (rr->nsnis > 0) + (has_paths != 0);
+    const json_t *hosts = j->hosts;
+    uint64_t weight = (rr->nmethods > 0) + (arr_len(hosts) > 0) + (rr->nhdrs > 0) + (rr->nsnis > 0);
     uint64_t p = weight << 61;
     /* Kong sets the plain-hosts bit whenever hosts is a table, even an empty one */
-    const json_t *hosts = json_object_get(j, "hosts");
     if (json_is_array(hosts)) {
         int plain = 1;
         size_t i;
@@ -240,6 +243,13 @@ static uint64_t priority(const json_t *j, const rt_route *rr, int has_paths, int
             p |= 1ull << 60;
     }
     p |= (uint64_t)(rr->nhdrs > 255 ? 255 : rr->nhdrs) << 52;
+    return p;
+}
+
+static uint64_t priority(uint64_t base, int has_paths, int regex, size_t plain_len,
+                         long long regex_priority)
+{
+    uint64_t p = base + ((uint64_t)(has_paths != 0) << 61);
     if (regex) {
         /* regex_priority is a signed 32-bit value; shifting it by 2^31 keeps the order of every
          * value (Kong only ever compares them among regex routes) inside the 32 bits it owns */
@@ -275,17 +285,17 @@ static int cmp_len(const void *a, const void *b)
     return x->len < y->len ? -1 : x->len > y->len;
 }
 
-static int build_route(builder *b, rt_route *rr, const json_t *j)
+static int build_route(builder *b, rt_route *rr, const dp_route_fields *j)
 {
     dp_router *r = b->r;
-    const char *id = json_string_value(json_object_get(j, "id"));
+    const char *id = j->id;
     rr->id = rt_strdup(r, id ? id : "", id ? strlen(id) : 0, 0).p;
-    const json_t *ca = json_object_get(j, "created_at");
+    const json_t *ca = j->created_at;
     rr->created_at = json_is_integer(ca) ? json_integer_value(ca)
                      : json_is_real(ca)  ? (long long)json_real_value(ca)
                                          : 0;
 
-    const json_t *protos = json_object_get(j, "protocols");
+    const json_t *protos = j->protocols;
     int http = 0, https = 0;
     size_t i;
     json_t *v;
@@ -301,14 +311,14 @@ static int build_route(builder *b, rt_route *rr, const json_t *j)
     else
         rr->protocols = (http ? DP_ROUTER_PROTO_HTTP : 0) | (https ? DP_ROUTER_PROTO_HTTPS : 0);
 
-    const json_t *methods = json_object_get(j, "methods");
+    const json_t *methods = j->methods;
     rr->nmethods = (uint32_t)arr_len(methods);
     rr->methods = rt_alloc(r, (rr->nmethods + 1) * sizeof(rt_str));
     if (!rr->methods)
         return oom(b);
     json_array_foreach(methods, i, v) rr->methods[i] = rt_strdup(r, jstr(v), strlen(jstr(v)), 0);
 
-    const json_t *snis = json_object_get(j, "snis");
+    const json_t *snis = j->snis;
     rr->nsnis = (uint32_t)arr_len(snis);
     rr->snis = rt_alloc(r, (rr->nsnis + 1) * sizeof(rt_str));
     if (!rr->snis)
@@ -320,10 +330,10 @@ static int build_route(builder *b, rt_route *rr, const json_t *j)
             n--;
         rr->snis[i] = rt_strdup(r, jstr(v), n, 1);
     }
-    if (build_headers(b, rr, json_object_get(j, "headers")) != 0)
+    if (build_headers(b, rr, j->headers) != 0)
         return -1;
 
-    const json_t *hj = json_object_get(j, "hosts");
+    const json_t *hj = j->hosts;
     uint32_t nhosts = (uint32_t)arr_len(hj);
     bhost *hosts = rt_alloc(r, (nhosts + 1) * sizeof(bhost));
     if (!hosts)
@@ -338,28 +348,37 @@ static int build_route(builder *b, rt_route *rr, const json_t *j)
         r->has_port |= hosts[i].port != 0;
     }
 
-    long long rp = json_integer_value(json_object_get(j, "regex_priority"));
-    const json_t *paths = json_object_get(j, "paths");
+    long long rp = json_integer_value(j->regex_priority);
+    uint64_t base = route_priority(j, rr);
+    const json_t *paths = j->paths;
     size_t np = arr_len(paths), nre = 0, nplain = 0;
-    json_array_foreach(paths, i, v)
-    {
-        if (jstr(v)[0] == '~')
-            nre++;
-        else
-            nplain++;
-    }
     if (np == 0) {
         bmatch *m = new_match(b, rr, hosts, nhosts);
         if (!m)
             return oom(b);
-        m->m.priority = priority(j, rr, 0, 0, 0, 0);
+        m->m.priority = priority(base, 0, 0, 0, 0);
         return 0;
+    }
+    /* one walk over the paths: plain ones copied (they are most), regexes counted */
+    rt_str *plain = rt_alloc(r, np * sizeof(rt_str));
+    if (!plain)
+        return oom(b);
+    json_array_foreach(paths, i, v)
+    {
+        const char *s = jstr(v);
+        if (s[0] == '~') {
+            nre++;
+            continue;
+        }
+        plain[nplain] = rt_strdup(r, s, strlen(s), 0);
+        if (!plain[nplain++].p)
+            return oom(b);
     }
     if (nre) {
         bmatch *m = new_match(b, rr, hosts, nhosts);
         if (!m)
             return oom(b);
-        m->m.priority = priority(j, rr, 1, 1, 0, rp);
+        m->m.priority = priority(base, 1, 1, 0, rp);
         m->m.res = rt_alloc(r, nre * sizeof(pcre2_code *));
         if (!m->m.res)
             return oom(b);
@@ -375,24 +394,15 @@ static int build_route(builder *b, rt_route *rr, const json_t *j)
     }
     if (nplain) {
         /* one sub-route per prefix length, like Kong's split routes */
-        rt_str *plain = rt_alloc(r, nplain * sizeof(rt_str));
-        if (!plain)
-            return oom(b);
-        size_t k = 0;
-        json_array_foreach(paths, i, v) if (jstr(v)[0] != '~') plain[k++] =
-            rt_strdup(r, jstr(v), strlen(jstr(v)), 0);
-        for (k = 0; k < nplain; k++)
-            if (!plain[k].p)
-                return oom(b);
         sl_sort(plain, nplain, sizeof(rt_str), cmp_len);
-        for (k = 0; k < nplain;) {
+        for (size_t k = 0; k < nplain;) {
             size_t e = k;
             while (e < nplain && plain[e].len == plain[k].len)
                 e++;
             bmatch *m = new_match(b, rr, hosts, nhosts);
             if (!m)
                 return oom(b);
-            m->m.priority = priority(j, rr, 1, 0, plain[k].len, 0);
+            m->m.priority = priority(base, 1, 0, plain[k].len, 0);
             m->prefixes = plain + k;
             m->nprefixes = (uint32_t)(e - k);
             k = e;
@@ -403,17 +413,65 @@ static int build_route(builder *b, rt_route *rr, const json_t *j)
 
 /* ------------------------------------------------------------------ index */
 
-static int cmp_match(const void *a, const void *b)
+/* Kong's order of sub-routes: priority descending, then created_at, then id, then position.
+ * Sorted as small keys (the comparison rarely needs the id) and applied to the matchers
+ * once, instead of moving the large build records on every merge step. */
+typedef struct {
+    uint64_t priority;
+    long long created_at;
+    const bmatch *m;
+} match_key;
+
+static inline int cmp_match_key(const match_key *x, const match_key *y)
 {
-    const bmatch *x = a, *y = b;
-    if (x->m.priority != y->m.priority)
-        return x->m.priority > y->m.priority ? -1 : 1;
-    if (x->route->created_at != y->route->created_at)
-        return x->route->created_at < y->route->created_at ? -1 : 1;
-    int c = strcmp(x->route->id, y->route->id);
+    if (x->priority != y->priority)
+        return x->priority > y->priority ? -1 : 1;
+    if (x->created_at != y->created_at)
+        return x->created_at < y->created_at ? -1 : 1;
+    int c = strcmp(x->m->route->id, y->m->route->id);
     if (c)
         return c;
-    return x->route->index - y->route->index;
+    return x->m->route->index - y->m->route->index;
+}
+
+static int sort_matches(builder *b)
+{
+    if (b->nbm < 2)
+        return 0;
+    size_t n = b->nbm;
+    match_key *keys = malloc(2 * n * sizeof(*keys));
+    bmatch *sorted = malloc(n * sizeof(*sorted));
+    if (!keys || !sorted) {
+        free(keys);
+        free(sorted);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        keys[i] = (match_key){b->bm[i].m.priority, b->bm[i].route->created_at, &b->bm[i]};
+    /* bottom-up merge sort (stable, n log n, the comparison inlined) between two halves */
+    match_key *src = keys, *dst = keys + n;
+    for (size_t w = 1; w < n; w *= 2) {
+        for (size_t lo = 0; lo < n; lo += 2 * w) {
+            size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+            size_t i = lo, j = mid, k = lo;
+            while (i < mid && j < hi)
+                dst[k++] = cmp_match_key(&src[j], &src[i]) < 0 ? src[j++] : src[i++];
+            while (i < mid)
+                dst[k++] = src[i++];
+            while (j < hi)
+                dst[k++] = src[j++];
+        }
+        match_key *t = src;
+        src = dst;
+        dst = t;
+    }
+    for (size_t i = 0; i < n; i++)
+        sorted[i] = *src[i].m;
+    free(keys);
+    free(b->bm);
+    b->bm = sorted;
+    b->capbm = b->nbm;
+    return 0;
 }
 
 static int table_grow(dp_router *r, rt_table *t)
@@ -592,58 +650,106 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-dp_router *dp_router_build(const json_t *routes, const unsigned char *skip, char *err,
-                           size_t errlen)
+dp_router_builder *dp_router_builder_new(size_t n, char *err, size_t errlen)
 {
-    double t0 = now_ms();
+    builder *b = calloc(1, sizeof(*b));
     dp_router *r = calloc(1, sizeof(*r));
-    if (!r) {
+    if (!b || !r) {
+        free(b);
+        free(r);
         snprintf(err, errlen, "router: out of memory");
         return NULL;
     }
+    *b = (builder){.r = r, .cap = n, .t0 = now_ms(), .err = err, .errlen = errlen};
     r->bytes = sizeof(*r);
-    builder b = {.r = r, .err = err, .errlen = errlen};
-    size_t n = arr_len(routes);
     r->routes = rt_alloc(r, (n + 1) * sizeof(rt_route));
-    if (!r->routes)
-        goto fail_oom;
-    for (size_t i = 0; i < n; i++) {
-        if (skip && skip[i])
-            continue;
-        rt_route *rr = &r->routes[r->nroutes++];
-        rr->index = (int)i;
-        if (build_route(&b, rr, json_array_get(routes, i)) != 0)
-            goto fail;
+    /* most routes give one sub-route: sized once, the arrays rarely grow */
+    if (!r->routes || grow((void **)&b->bm, &b->capbm, n + 1, sizeof(bmatch)) ||
+        grow((void **)&b->post, &b->cappost, n + 1, sizeof(bposting))) {
+        oom(b);
+        dp_router_builder_abort(b);
+        return NULL;
     }
-    sl_sort(b.bm, b.nbm, sizeof(bmatch), cmp_match);
-    if (build_index(&b) != 0)
-        goto fail;
-    r->nmatchers = (uint32_t)b.nbm;
-    r->matchers = rt_alloc(r, (b.nbm + 1) * sizeof(rt_matcher));
-    if (!r->matchers)
-        goto fail_oom;
-    for (size_t i = 0; i < b.nbm; i++)
-        r->matchers[i] = b.bm[i].m;
-    free(b.bm);
-    free(b.post);
-    free(b.lens);
-    r->build_ms = now_ms() - t0;
+    return b;
+}
+
+int dp_router_builder_add(dp_router_builder *b, size_t index, const dp_route_fields *f)
+{
+    if (b->r->nroutes >= b->cap) {
+        snprintf(b->err, b->errlen, "router: more routes than the builder was sized for");
+        return -1;
+    }
+    rt_route *rr = &b->r->routes[b->r->nroutes++];
+    rr->index = (int)index;
+    return build_route(b, rr, f);
+}
+
+void dp_router_builder_abort(dp_router_builder *b)
+{
+    if (!b)
+        return;
+    /* regexes compiled so far belong to the matchers and headers built so far */
+    for (size_t i = 0; i < b->nbm; i++)
+        for (uint32_t k = 0; k < b->bm[i].m.nres; k++)
+            pcre2_code_free(b->bm[i].m.res[k]);
+    b->r->nmatchers = 0;
+    dp_router_free(b->r);
+    free(b->bm);
+    free(b->post);
+    free(b->lens);
+    free(b);
+}
+
+dp_router *dp_router_builder_finish(dp_router_builder *b)
+{
+    dp_router *r = b->r;
+    if (sort_matches(b) != 0) {
+        oom(b);
+        dp_router_builder_abort(b);
+        return NULL;
+    }
+    if (build_index(b) != 0) {
+        dp_router_builder_abort(b);
+        return NULL;
+    }
+    r->nmatchers = (uint32_t)b->nbm;
+    r->matchers = rt_alloc(r, (b->nbm + 1) * sizeof(rt_matcher));
+    if (!r->matchers) {
+        r->nmatchers = 0;
+        oom(b);
+        dp_router_builder_abort(b);
+        return NULL;
+    }
+    for (size_t i = 0; i < b->nbm; i++)
+        r->matchers[i] = b->bm[i].m;
+    r->build_ms = now_ms() - b->t0;
+    free(b->bm);
+    free(b->post);
+    free(b->lens);
+    free(b);
     sl_info("router built: %u routes (%u sub-routes) in %.1f ms, %zu KB", r->nroutes, r->nmatchers,
             r->build_ms, r->bytes / 1024);
     return r;
-fail_oom:
-    oom(&b);
-fail:
-    /* regexes compiled so far belong to the matchers and headers built so far */
-    for (size_t i = 0; i < b.nbm; i++)
-        for (uint32_t k = 0; k < b.bm[i].m.nres; k++)
-            pcre2_code_free(b.bm[i].m.res[k]);
-    r->nmatchers = 0;
-    free(b.bm);
-    free(b.post);
-    free(b.lens);
-    dp_router_free(r);
-    return NULL;
+}
+
+dp_router *dp_router_build(const json_t *routes, const unsigned char *skip, char *err,
+                           size_t errlen)
+{
+    size_t n = arr_len(routes);
+    dp_router_builder *b = dp_router_builder_new(n, err, errlen);
+    if (!b)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (skip && skip[i])
+            continue;
+        dp_route_fields f;
+        dp_route_fields_read(json_array_get(routes, i), &f);
+        if (dp_router_builder_add(b, i, &f) != 0) {
+            dp_router_builder_abort(b);
+            return NULL;
+        }
+    }
+    return dp_router_builder_finish(b);
 }
 
 void dp_router_free(dp_router *r)

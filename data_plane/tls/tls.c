@@ -188,6 +188,24 @@ static int load_pair(const char *cert_pem, const char *key_pem, X509 **cert, EVP
     return 0;
 }
 
+typedef struct {
+    const char *id;
+    size_t index;
+} cert_ref;
+
+static int cert_ref_id_cmp(const void *a, const void *b)
+{
+    return strcmp(((const cert_ref *)a)->id, ((const cert_ref *)b)->id);
+}
+
+/* by id, then position: equal ids keep their order */
+static int cert_ref_cmp(const void *a, const void *b)
+{
+    const cert_ref *x = a, *y = b;
+    int c = strcmp(x->id, y->id);
+    return c ? c : (x->index > y->index) - (x->index < y->index);
+}
+
 dp_certs *dp_certs_build(const json_t *certificates, const json_t *snis, char *err, size_t errlen)
 {
     dp_certs *c = calloc(1, sizeof(*c));
@@ -219,6 +237,14 @@ dp_certs *dp_certs_build(const json_t *certificates, const json_t *snis, char *e
             return NULL;
         }
     }
+    /* certificates by id, so each SNI finds its certificate in log n (a config with
+     * thousands of certificates and SNIs must not cost a comparison per pair); without
+     * the memory for it, a plain scan gives the same answer */
+    cert_ref *by_id = c->ncerts ? malloc(c->ncerts * sizeof(*by_id)) : NULL;
+    for (size_t x = 0; by_id && x < c->ncerts; x++)
+        by_id[x] = (cert_ref){c->certs[x].id, x};
+    if (by_id)
+        qsort(by_id, c->ncerts, sizeof(*by_id), cert_ref_cmp);
     json_array_foreach(snis, i, j)
     {
         const char *name = json_string_value(json_object_get(j, "name"));
@@ -226,9 +252,20 @@ dp_certs *dp_certs_build(const json_t *certificates, const json_t *snis, char *e
             json_string_value(json_object_get(json_object_get(j, "certificate"), "id"));
         if (!name || !cid)
             continue;
-        size_t k = 0;
-        while (k < c->ncerts && strcmp(c->certs[k].id, cid) != 0)
-            k++;
+        /* the first certificate with that id, as a scan in order would find it */
+        size_t k = c->ncerts;
+        if (by_id) {
+            cert_ref key = {cid, 0};
+            const cert_ref *hit = bsearch(&key, by_id, c->ncerts, sizeof(*by_id), cert_ref_id_cmp);
+            while (hit && hit > by_id && strcmp(hit[-1].id, cid) == 0)
+                hit--;
+            if (hit)
+                k = hit->index;
+        } else {
+            k = 0;
+            while (k < c->ncerts && strcmp(c->certs[k].id, cid) != 0)
+                k++;
+        }
         if (k == c->ncerts)
             continue;
         sni_entry *s = &c->snis[c->nsnis++];
@@ -247,6 +284,7 @@ dp_certs *dp_certs_build(const json_t *certificates, const json_t *snis, char *e
                 *p = (char)(*p + 32);
         s->cert = k;
     }
+    free(by_id);
     return c;
 }
 
