@@ -41,6 +41,8 @@ static void on_stop_signal(uv_signal_t *h, int signum)
         node->admin = NULL;
     }
     if (node->sync) {
+        if (node->cluster) /* the cluster outlives the builder by a few loop turns */
+            cp_cluster_on_full_wanted(node->cluster, NULL, NULL);
         cp_sync_stop(node->sync);
         node->sync = NULL;
     }
@@ -127,6 +129,7 @@ int cp_serve(const sl_settings *s)
             fprintf(stderr, "Error: %s\n", err);
             return 1;
         }
+        cp_cluster_on_full_wanted(node.cluster, cp_sync_want_full, node.sync);
         ctx.cluster_data_planes = cp_cluster_data_planes;
         ctx.cluster_arg = node.cluster;
     } else {

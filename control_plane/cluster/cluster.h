@@ -37,6 +37,10 @@ cp_cluster *cp_cluster_start(uv_loop_t *loop, const sl_settings *s, const char *
  * snapshot older than the current one, or a delta not newer than the newest, is ignored. */
 void cp_cluster_publish(cp_cluster *c, cp_snapshot_ref *snap);
 
+/* fn(arg) is called (loop thread) when a data plane waits for the full snapshot of the newest
+ * version, which is otherwise built only once changes pause (control_plane/cluster/sync.h). */
+void cp_cluster_on_full_wanted(cp_cluster *c, void (*fn)(void *arg), void *arg);
+
 /* Thread-safe: a new JSON array describing every known data plane: id, hostname, ip,
  * version, config_version, config_hash, last_seen (seconds), sync_status ("normal",
  * "unknown", "version_incompatible", "plugin_set_incompatible", "config_rejected"),

@@ -54,6 +54,8 @@ struct cp_cluster {
     lws_retry_bo_t idle;    /* ws ping after 15 s idle, hang up after 30 s without a reply */
     uv_timer_t reaper;      /* after stop: waits for lws to finish, then frees this */
     int reaper_ticks;
+    void (*want_full)(void *arg); /* asks the builder for the newest full snapshot */
+    void *want_full_arg;
 };
 
 struct cp_session {
@@ -361,8 +363,11 @@ static void maybe_send(cp_session *s)
     if (!pick) {
         /* Wait for the newest version's full snapshot rather than send an older one. */
         pick = c->current;
-        if (!pick || pick->version < top->version)
+        if (!pick || pick->version < top->version) {
+            if (c->want_full)
+                c->want_full(c->want_full_arg);
             return;
+        }
         if (s->sent_any && pick->version <= s->sent_version && !s->need_full)
             return;
     }
@@ -838,6 +843,12 @@ static void keep_delta(cp_cluster *c, cp_snapshot_ref *d)
         cp_snapshot_ref_release(c->deltas[0]);
         memmove(c->deltas, c->deltas + 1, --c->ndeltas * sizeof(*c->deltas));
     }
+}
+
+void cp_cluster_on_full_wanted(cp_cluster *c, void (*fn)(void *arg), void *arg)
+{
+    c->want_full = fn;
+    c->want_full_arg = arg;
 }
 
 void cp_cluster_publish(cp_cluster *c, cp_snapshot_ref *snap)

@@ -16,8 +16,7 @@
 #include "proto/log.h"
 #include "proto/snapshot.h"
 
-#define PENDING_MAX 256          /* published refs waiting for the loop; the oldest go past it */
-#define FULL_MAX_DELAY_MS 1000.0 /* a full snapshot waits for a burst to end at most this long */
+#define PENDING_MAX 256 /* published refs waiting for the loop; the oldest go past it */
 /* After a delta, the full snapshot of its version waits this long for a newer change: data
  * planes at the previous version apply the delta meanwhile, without the full encode competing
  * for the CPU, and a burst pays for one full encode at its end. */
@@ -31,6 +30,7 @@ struct cp_sync {
     int wake[2]; /* a byte written here wakes the thread (stop) */
     atomic_int stopping;
     atomic_llong built_version;
+    atomic_int full_wanted; /* a data plane waits for the full snapshot: build it now */
 
     /* The builder thread's own state. */
     cp_config_model model;
@@ -206,9 +206,10 @@ static int sync_version(cp_sync *sync, cp_store *st, int reload, long long *newe
     sync->last_read_ms = t1 - t0;
     if (sync->full_due_since == 0)
         sync->full_due_since = t2;
-    /* The first full snapshot at once (no data plane can start without one); the others after
-     * FULL_DEFER_MS without a newer change (sync_main), or once a burst has lasted too long. */
-    if (sync->full_version < 0 || t2 - sync->full_due_since >= FULL_MAX_DELAY_MS)
+    /* The first full snapshot at once (no data plane can start without one), and whenever a
+     * data plane is waiting for one; the others after FULL_DEFER_MS without a newer change
+     * (sync_main). Under steady churn nobody pays for full encodes nobody needs. */
+    if (sync->full_version < 0 || atomic_exchange(&sync->full_wanted, 0))
         build_full(sync, t1 - t0);
     return 0;
 }
@@ -230,6 +231,11 @@ static int wait_events(cp_sync *sync, int pgfd, int ms)
     int rc = poll(p, pgfd >= 0 ? 2 : 1, ms);
     if (rc < 0 && errno != EINTR)
         sl_warn("sync: poll failed: %s", strerror(errno));
+    if (rc > 0 && (p[0].revents & POLLIN)) { /* wake-ups carry no data: drain them */
+        char buf[64];
+        while (read(sync->wake[0], buf, sizeof(buf)) > 0)
+            ;
+    }
     return atomic_load(&sync->stopping);
 }
 
@@ -289,6 +295,10 @@ static void *sync_main(void *arg)
              * the socket stays quiet and they wait for the next write. */
             long long v = drain_notifications(conn);
             int full_due = sync->model.loaded && sync->full_version < sync->model.version;
+            if (v == -1 && full_due && atomic_exchange(&sync->full_wanted, 0)) {
+                build_full(sync, sync->last_read_ms);
+                continue;
+            }
             if (v == -1 && full_due) {
                 double left = FULL_DEFER_MS - (now_ms() - sync->full_due_since);
                 if (left > 0) {
@@ -357,6 +367,15 @@ cp_sync *cp_sync_start(uv_loop_t *loop, const sl_settings *s, cp_cluster *cluste
         return NULL;
     }
     return sync;
+}
+
+void cp_sync_want_full(void *arg)
+{
+    cp_sync *sync = arg;
+    if (atomic_exchange(&sync->full_wanted, 1))
+        return; /* already asked */
+    ssize_t w = write(sync->wake[1], "f", 1);
+    (void)w;
 }
 
 long long cp_sync_built_version(const cp_sync *sync)

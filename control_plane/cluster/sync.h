@@ -7,8 +7,8 @@
  * in memory (config_model.h): on each notification it reads only the rows changed since its
  * version (control_plane/store/store.h, cp_store_read_changes), applies them, and hands the
  * loop a delta at once, then the full snapshot of that version once no newer change came for
- * FULL_DEFER_MS (a burst pays for one full encode, at its end, or after FULL_MAX_DELAY_MS;
- * the very first is built at once).
+ * FULL_DEFER_MS (a burst pays for one full encode, at its end), or at once when a data plane
+ * waits for it (cp_sync_want_full); the very first is built at once.
  * It reads the whole config at start, after a reconnect, and when the change log cannot bring
  * it up to date. The loop publishes both to the data planes. When PostgreSQL is away the last
  * snapshot stays published and the thread reconnects with backoff. */
@@ -25,6 +25,11 @@ cp_sync *cp_sync_start(uv_loop_t *loop, const sl_settings *s, cp_cluster *cluste
 
 /* The newest config version built so far, as a delta or a snapshot (0 before the first).
  * Thread-safe. */
+/* Asks for the full snapshot of the newest version now, without waiting for a quiet moment:
+ * a data plane needs it (it is new, lagging or refused a delta). Any thread; arg is the
+ * cp_sync (the shape of cp_cluster_on_full_wanted's callback). */
+void cp_sync_want_full(void *arg);
+
 long long cp_sync_built_version(const cp_sync *sync);
 
 /* Stops the thread and releases everything. Loop thread only. */

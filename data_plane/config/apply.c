@@ -252,16 +252,18 @@ static int apply_delta(const unsigned char *bytes, size_t len, int save, json_t 
     sl_digest_set digests;
     int rc =
         dp_delta_apply(cur->config, &current_digests, &dd, &config, &digests, errors, err, errlen);
-    dp_generation_unref(cur);
     size_t nchanges = dd.nupserts + dd.ndeletes;
     int64_t version = dd.version;
     char hash[SL_SNAPSHOT_HASH_HEX];
     memcpy(hash, dd.hash, sizeof(hash));
     sl_delta_decoded_free(&dd);
-    if (rc)
+    if (rc) {
+        dp_generation_unref(cur);
         return -1;
+    }
     double t1 = now_ms();
-    dp_generation *g = dp_generation_build(config, version, hash, err, errlen);
+    dp_generation *g = dp_generation_build_next(config, version, hash, cur, err, errlen);
+    dp_generation_unref(cur);
     json_decref(config);
     if (!g) {
         sl_digest_set_free(&digests);

@@ -283,16 +283,47 @@ static void prefetch_row(const json_t *rows, size_t i)
         __builtin_prefetch(p + off);
 }
 
-static int build_routes(dp_generation *g, json_t *config, char *err, size_t errlen)
+/* Walks the previous generation's routes beside the new ones: both arrays are in id order and
+ * share every unchanged row (data_plane/config/delta.c), so an unchanged row is recognised by
+ * its pointer and its fields are taken from prev instead of walking its members again (that
+ * walk is most of a build: the rows are cold in the cache). */
+typedef struct {
+    const json_t *rows;
+    const dp_route_fields *fields;
+    size_t n, j;
+} prev_routes;
+
+/* The fields of row: prev's when it is prev's next row, else read (and prev skips the rows it
+ * had up to this id: deleted or replaced). */
+static void fields_for(prev_routes *p, const json_t *row, dp_route_fields *f)
+{
+    if (p->j < p->n && json_array_get(p->rows, p->j) == row) {
+        *f = p->fields[p->j++];
+        return;
+    }
+    dp_route_fields_read(row, f);
+    while (p->j < p->n && f->id && p->fields[p->j].id && strcmp(p->fields[p->j].id, f->id) <= 0)
+        p->j++;
+}
+
+static int build_routes(dp_generation *g, json_t *config, const dp_generation *prev, char *err,
+                        size_t errlen)
 {
     json_t *routes = arr(config, "routes");
     json_t *svcs = arr(config, "services");
     size_t nsvcs = svcs ? json_array_size(svcs) : 0;
     g->nroutes = routes ? json_array_size(routes) : 0;
     g->routes = calloc(g->nroutes + 1, sizeof(dp_route));
+    g->route_fields = calloc(g->nroutes + 1, sizeof(dp_route_fields));
+    prev_routes pr = {0};
+    if (prev && prev->route_fields) {
+        pr.rows = arr(prev->config, "routes");
+        pr.fields = prev->route_fields;
+        pr.n = prev->nroutes;
+    }
     id_index service_index = {0};
     dp_router_builder *rb = NULL;
-    if (!g->routes || id_index_init(&service_index, nsvcs)) {
+    if (!g->routes || !g->route_fields || id_index_init(&service_index, nsvcs)) {
         id_index_free(&service_index);
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -306,10 +337,11 @@ static int build_routes(dp_generation *g, json_t *config, char *err, size_t errl
         id_index_put(&service_index, g->services[i].id, i);
     for (size_t i = 0; i < g->nroutes; i++) {
         dp_route *d = &g->routes[i];
-        dp_route_fields f;
-        if (i + ROW_AHEAD < g->nroutes)
+        dp_route_fields *fp = &g->route_fields[i];
+        if (i + ROW_AHEAD < g->nroutes && !pr.n)
             prefetch_row(routes, i + ROW_AHEAD);
-        dp_route_fields_read(json_array_get(routes, i), &f);
+        fields_for(&pr, json_array_get(routes, i), fp);
+        dp_route_fields f = *fp;
         d->id = f.id;
         d->name = f.name;
         d->strip_path = json_is_boolean(f.strip_path) ? json_is_true(f.strip_path) : 1;
@@ -350,8 +382,8 @@ static int build_routes(dp_generation *g, json_t *config, char *err, size_t errl
     return g->router ? 0 : -1;
 }
 
-dp_generation *dp_generation_build(json_t *config, int64_t version, const char *hash, char *err,
-                                   size_t errlen)
+dp_generation *dp_generation_build_next(json_t *config, int64_t version, const char *hash,
+                                        const dp_generation *prev, char *err, size_t errlen)
 {
     if (!json_is_object(config)) {
         snprintf(err, errlen, "config is not an object");
@@ -367,7 +399,7 @@ dp_generation *dp_generation_build(json_t *config, int64_t version, const char *
     snprintf(g->hash, sizeof(g->hash), "%s", hash ? hash : "");
     g->config = json_incref(config);
     if (build_upstreams(g, config, err, errlen) || build_services(g, config, err, errlen) ||
-        build_routes(g, config, err, errlen)) {
+        build_routes(g, config, prev, err, errlen)) {
         dp_generation_unref(g);
         return NULL;
     }
@@ -377,6 +409,12 @@ dp_generation *dp_generation_build(json_t *config, int64_t version, const char *
         return NULL;
     }
     return g;
+}
+
+dp_generation *dp_generation_build(json_t *config, int64_t version, const char *hash, char *err,
+                                   size_t errlen)
+{
+    return dp_generation_build_next(config, version, hash, NULL, err, errlen);
 }
 
 dp_generation *dp_generation_ref(dp_generation *g)
@@ -412,6 +450,7 @@ void dp_generation_unref(dp_generation *g)
     }
     free(g->upstreams);
     free(g->routes);
+    free(g->route_fields);
     json_decref(g->config);
     free(g);
 }

@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "data_plane/config/route_fields.h"
 #include "data_plane/plugins/plugin.h"
 #include "data_plane/router/router.h"
 #include "data_plane/tls/tls.h"
@@ -54,6 +55,7 @@ typedef struct dp_generation {
     size_t nservices;
     dp_route *routes; /* same order as config["routes"] */
     size_t nroutes;
+    dp_route_fields *route_fields; /* each route row's members, kept for the next build */
     dp_upstream *upstreams;
     size_t nupstreams;
     dp_router *router;
@@ -66,6 +68,11 @@ typedef struct dp_generation {
  * built. The result has one reference (the caller's). */
 dp_generation *dp_generation_build(json_t *config, int64_t version, const char *hash, char *err,
                                    size_t errlen);
+
+/* dp_generation_build for a config derived from prev's by a delta (rows shared, arrays in id
+ * order): unchanged routes are not read again. prev may be NULL; it is only read. */
+dp_generation *dp_generation_build_next(json_t *config, int64_t version, const char *hash,
+                                        const dp_generation *prev, char *err, size_t errlen);
 
 /* Reference counting; unref frees on the last reference (any thread). NULL is accepted. */
 dp_generation *dp_generation_ref(dp_generation *g);
