@@ -54,11 +54,15 @@ typedef struct {
     unsigned msg_complete : 1;  /* the whole current message is parsed */
     unsigned skip_body : 1;     /* responses: the request was HEAD, so no body follows */
     unsigned paused : 1;
-    int hstate; /* 0: before a header, 1: in a name, 2: in a value */
+    unsigned in_head : 1; /* part of a head was consumed: its bytes must stay where they are */
+    int hstate;           /* trailers: 0 before a field, 1 in a name, 2 in a value */
     int cl_count, te_count;
-    size_t head_bytes; /* bytes of the head seen so far */
-    int error_status;  /* on DP_H1_ERROR: 400, 414, 431 (requests) or 502 (responses) */
-    const char *error; /* on DP_H1_ERROR: what was wrong (static text) */
+    size_t head_bytes;       /* bytes of the head consumed by earlier calls */
+    const char *version_end; /* just past the HTTP version: the header lines follow its line */
+    const char *data, *end;  /* the bytes of the current dp_h1_execute call */
+    const char *scan_end;    /* where scan_fields found the blank line's end (this call) */
+    int error_status;        /* on DP_H1_ERROR: 400, 414, 431 (requests) or 502 (responses) */
+    const char *error;       /* on DP_H1_ERROR: what was wrong (static text) */
 } dp_h1;
 
 typedef enum {
@@ -76,11 +80,29 @@ void dp_h1_next(dp_h1 *h);
 
 /* Parses data[0..len). Stops after the head (head_complete set: handle it, then call again with
  * the remaining bytes to get the body), after the message (msg_complete set), or when on_chunk
- * asks. *consumed says how many bytes were used. */
+ * asks. *consumed says how many bytes were used. A head may come in several calls, but its
+ * bytes must be contiguous: each call's data starts where the previous call's consumed bytes
+ * ended, and nothing of the head moves until it is handled (in_head says a head is partly
+ * consumed). */
 dp_h1_result dp_h1_execute(dp_h1 *h, const char *data, size_t len, size_t *consumed);
 
 /* The peer closed: completes a message delimited by the end of the connection. */
 dp_h1_result dp_h1_finish(dp_h1 *h);
+
+/* ASCII lower case of every byte. */
+extern const unsigned char dp_h1_lower[256];
+
+/* n equals lit (lower case, len bytes) ignoring ASCII case: field names without a libc call. */
+static inline int dp_h1_name_eq(dp_slice n, const char *lit, size_t len)
+{
+    if (n.len != len)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (dp_h1_lower[(unsigned char)n.p[i]] != (unsigned char)lit[i])
+            return 0;
+    return 1;
+}
+#define DP_H1_NAME_IS(n, lit) dp_h1_name_eq(n, lit, sizeof(lit) - 1)
 
 /* The first header named name, or NULL. */
 const dp_header *dp_h1_find(const dp_h1_head *head, const char *name);

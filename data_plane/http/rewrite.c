@@ -22,7 +22,7 @@ static void put_header_n(dp_wbuf *w, const char *name, size_t nlen, dp_slice val
 /* Called for every header of every message both ways: the length picks the candidates. */
 int dp_is_hop_by_hop(dp_slice n)
 {
-#define IS(lit) (strncasecmp(n.p, lit, sizeof(lit) - 1) == 0)
+#define IS(lit) DP_H1_NAME_IS(n, lit)
     switch (n.len) {
     case 2:
         return IS("te");
@@ -42,11 +42,105 @@ int dp_is_hop_by_hop(dp_slice n)
 #undef IS
 }
 
+/* What the rewrites do with a field, by name: one switch on the length per field instead of a
+ * dozen case-insensitive compares. */
+enum {
+    FK_OTHER,   /* forwarded as is */
+    FK_HOP,     /* hop-by-hop: never forwarded */
+    FK_HOST,    /* ours (requests) */
+    FK_CLEN,    /* ours when we frame the body */
+    FK_EXPECT,  /* answered by us (requests) */
+    FK_FWD,     /* X-Real-IP, X-Forwarded-Proto/Host/Port/Path/Prefix: ours (requests) */
+    FK_XFF,     /* X-Forwarded-For: extended */
+    FK_VIA,     /* extended */
+    FK_REQ_ID,  /* X-Sluice-Request-Id: ours */
+    FK_UPGRADE, /* hop-by-hop, but forwarded with an upgrade */
+};
+
+static int field_kind(dp_slice n)
+{
+#define IS(lit) DP_H1_NAME_IS(n, lit)
+    switch (n.len) {
+    case 2:
+        return IS("te") ? FK_HOP : FK_OTHER;
+    case 3:
+        return IS("via") ? FK_VIA : FK_OTHER;
+    case 4:
+        return IS("host") ? FK_HOST : FK_OTHER;
+    case 6:
+        return IS("expect") ? FK_EXPECT : FK_OTHER;
+    case 7:
+        return IS("upgrade") ? FK_UPGRADE : IS("trailer") ? FK_HOP : FK_OTHER;
+    case 9:
+        return IS("x-real-ip") ? FK_FWD : FK_OTHER;
+    case 10:
+        return IS("connection") || IS("keep-alive") ? FK_HOP : FK_OTHER;
+    case 14:
+        return IS("content-length") ? FK_CLEN : FK_OTHER;
+    case 15:
+        return IS("x-forwarded-for") ? FK_XFF : FK_OTHER;
+    case 16:
+        return IS("proxy-connection") ? FK_HOP
+               : IS("x-forwarded-host") || IS("x-forwarded-port") || IS("x-forwarded-path")
+                   ? FK_FWD
+                   : FK_OTHER;
+    case 17:
+        return IS("transfer-encoding") ? FK_HOP : IS("x-forwarded-proto") ? FK_FWD : FK_OTHER;
+    case 18:
+        return IS("proxy-authenticate") ? FK_HOP : IS("x-forwarded-prefix") ? FK_FWD : FK_OTHER;
+    case 19:
+        return IS("x-sluice-request-id") ? FK_REQ_ID : FK_OTHER;
+    default:
+        return FK_OTHER;
+    }
+#undef IS
+}
+
+/* Field lines going out. A field whose bytes in the parsed head are exactly "name: value\r\n"
+ * (nearly all) is not rebuilt: consecutive such lines go out as one copy of the original bytes.
+ * raw says every slice of the head points into the parsed bytes, so looking at the bytes
+ * around a slice is safe (a head plugins rebuilt has slices elsewhere). */
+typedef struct {
+    dp_wbuf *w;
+    int raw;
+    const char *run, *run_end; /* original bytes not copied yet */
+} field_out;
+
+static void fields_flush(field_out *f)
+{
+    if (f->run != f->run_end)
+        dp_wbuf_put(f->w, f->run, (size_t)(f->run_end - f->run));
+    f->run = f->run_end = NULL;
+}
+
+static void field_put(field_out *f, const dp_header *h)
+{
+    const char *n = h->name.p, *v = h->value.p;
+    size_t nl = h->name.len, vl = h->value.len;
+    if (f->raw && vl && v == n + nl + 2 && n[nl] == ':' && n[nl + 1] == ' ' && v[vl] == '\r' &&
+        v[vl + 1] == '\n') {
+        if (n != f->run_end) {
+            fields_flush(f);
+            f->run = n;
+        }
+        f->run_end = v + vl + 2;
+        return;
+    }
+    fields_flush(f);
+    dp_wbuf_put(f->w, n, nl);
+    dp_wbuf_put(f->w, ": ", 2);
+    dp_wbuf_put(f->w, v, vl);
+    dp_wbuf_put(f->w, "\r\n", 2);
+}
+
 /* The Connection header, or NULL when it names only hop-by-hop headers anyway (the usual
  * "keep-alive", "close" or "upgrade"), so no other header needs checking against it. */
 static const dp_header *connection_naming_others(const dp_h1_head *m)
 {
-    const dp_header *conn = dp_h1_find(m, "connection");
+    const dp_header *conn = NULL;
+    for (int i = 0; i < m->nheaders && !conn; i++)
+        if (DP_H1_NAME_IS(m->headers[i].name, "connection"))
+            conn = &m->headers[i];
     if (!conn)
         return NULL;
     const char *p = conn->value.p, *end = p + conn->value.len;
@@ -57,7 +151,7 @@ static const dp_header *connection_naming_others(const dp_h1_head *m)
         while (p < end && *p != ',' && *p != ' ' && *p != '\t')
             p++;
         dp_slice tok = {t, (size_t)(p - t)};
-        if (tok.len && !dp_slice_ieq(tok, "close") && !dp_is_hop_by_hop(tok))
+        if (tok.len && !DP_H1_NAME_IS(tok, "close") && !dp_is_hop_by_hop(tok))
             return conn;
     }
     return NULL;
@@ -97,31 +191,35 @@ long dp_rewrite_request(const dp_h1_head *req, const dp_upstream_req_info *info,
     dp_wbuf_puts(&w, " HTTP/1.1\r\n");
     put_header(&w, "Host", info->host);
 
+    field_out f = {&w, info->raw, NULL, NULL};
     for (int i = 0; i < req->nheaders; i++) {
         const dp_header *h = &req->headers[i];
-        dp_slice n = h->name;
-        if (dp_is_hop_by_hop(n) || named_in_connection(conn, n))
+        switch (field_kind(h->name)) {
+        case FK_HOP:
+        case FK_UPGRADE:
+        case FK_HOST:
+        case FK_CLEN:
+        case FK_EXPECT:
+        case FK_FWD:
             continue;
-        if (dp_slice_ieq(n, "host") || dp_slice_ieq(n, "content-length") ||
-            dp_slice_ieq(n, "expect") || dp_slice_ieq(n, "x-real-ip") ||
-            dp_slice_ieq(n, "x-forwarded-proto") || dp_slice_ieq(n, "x-forwarded-host") ||
-            dp_slice_ieq(n, "x-forwarded-port") || dp_slice_ieq(n, "x-forwarded-path") ||
-            dp_slice_ieq(n, "x-forwarded-prefix") ||
-            (info->request_id.len && dp_slice_ieq(n, "x-sluice-request-id")))
+        case FK_REQ_ID:
+            if (info->request_id.len)
+                continue;
+            break;
+        case FK_XFF: /* several X-Forwarded-For lines: the last one wins below, like nginx */
+            if (!(conn && named_in_connection(conn, h->name)))
+                xff = h;
             continue;
-        if (dp_slice_ieq(n, "x-forwarded-for")) {
-            xff = h; /* several X-Forwarded-For lines: the last one wins below, like nginx */
+        case FK_VIA:
+            if (!(conn && named_in_connection(conn, h->name)))
+                via = h;
             continue;
         }
-        if (dp_slice_ieq(n, "via")) {
-            via = h;
+        if (conn && named_in_connection(conn, h->name))
             continue;
-        }
-        dp_wbuf_slice(&w, n);
-        dp_wbuf_put(&w, ": ", 2);
-        dp_wbuf_slice(&w, h->value);
-        dp_wbuf_put(&w, "\r\n", 2);
+        field_put(&f, h);
     }
+    fields_flush(&f);
 
     if (req->upgrade) {
         const dp_header *up = dp_h1_find(req, "upgrade");
@@ -193,28 +291,36 @@ long dp_rewrite_response(const dp_h1_head *resp, const dp_client_resp_info *info
     else
         dp_wbuf_puts(&w, sl_http_reason(resp->status));
     dp_wbuf_put(&w, "\r\n", 2);
+    field_out f = {&w, info->raw, NULL, NULL};
     for (int i = 0; i < resp->nheaders; i++) {
         const dp_header *h = &resp->headers[i];
-        if (dp_slice_ieq(h->name, "upgrade") && resp->upgrade) {
-            put_header(&w, "Upgrade", h->value);
+        switch (field_kind(h->name)) {
+        case FK_UPGRADE:
+            if (resp->upgrade) {
+                fields_flush(&f);
+                put_header(&w, "Upgrade", h->value);
+            }
             continue;
+        case FK_HOP:
+            continue;
+        case FK_CLEN: /* HEAD, 204 and 304 keep the Content-Length the upstream gave */
+            if (info->chunked)
+                continue;
+            break;
+        case FK_VIA:
+            if (!(conn && named_in_connection(conn, h->name)))
+                via = h;
+            continue;
+        case FK_REQ_ID:
+            if (info->request_id.len)
+                continue;
+            break;
         }
-        if (dp_is_hop_by_hop(h->name) || named_in_connection(conn, h->name))
+        if (conn && named_in_connection(conn, h->name))
             continue;
-        /* HEAD, 204 and 304 keep the Content-Length the upstream gave; otherwise it is ours */
-        if (dp_slice_ieq(h->name, "content-length") && info->chunked)
-            continue;
-        if (dp_slice_ieq(h->name, "via")) {
-            via = h;
-            continue;
-        }
-        if (info->request_id.len && dp_slice_ieq(h->name, "x-sluice-request-id"))
-            continue;
-        dp_wbuf_slice(&w, h->name);
-        dp_wbuf_put(&w, ": ", 2);
-        dp_wbuf_slice(&w, h->value);
-        dp_wbuf_put(&w, "\r\n", 2);
+        field_put(&f, h);
     }
+    fields_flush(&f);
     if (resp->upgrade)
         dp_wbuf_puts(&w, "Connection: upgrade\r\n");
     else if (info->close)

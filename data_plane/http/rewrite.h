@@ -30,6 +30,7 @@ typedef struct {
     dp_slice fwd_prefix;   /* X-Forwarded-Prefix: the stripped prefix; empty: not sent */
     dp_slice request_id;   /* X-Sluice-Request-Id; empty: not sent */
     unsigned headers;      /* DP_HDR_* */
+    int raw; /* every header slice points into the bytes dp_h1 parsed (not a rebuilt head) */
 } dp_upstream_req_info;
 
 /* Writes the upstream request head for req into out[0..cap). The body framing sent upstream is
@@ -50,6 +51,7 @@ typedef struct {
     long proxy_ms;       /* X-Sluice-Proxy-Latency; <0: not sent */
     dp_slice request_id; /* empty: not sent */
     unsigned headers;    /* DP_HDR_* */
+    int raw; /* every header slice points into the bytes dp_h1 parsed (not a rebuilt head) */
 } dp_client_resp_info;
 
 /* Writes the client response head for an upstream response head. Returns the length or -1

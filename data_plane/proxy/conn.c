@@ -552,6 +552,7 @@ void dp_conn_upstream_ready(dp_conn *c)
                           : (dp_slice){NULL, 0},
         .request_id = dp_slice_cstr(c->req_id),
         .headers = c->w->conf.headers,
+        .raw = h == &c->parser.head,
     };
     /* headers plugins only appended (X-Consumer-*) go straight after the head */
     size_t cap = dp_rewrite_request_size(h, &info) + dp_plugin_up_append_size(&c->preq, h);

@@ -97,6 +97,7 @@ static int client_head(dp_conn *c, dp_out *o)
         .proxy_ms = (long)(c->t_sent - c->t_start),
         .request_id = dp_slice_cstr(c->req_id),
         .headers = own,
+        .raw = rh == &u->parser.head,
     };
     if (info.close)
         c->close_after = 1;
@@ -184,7 +185,7 @@ void dp_resp_pump(dp_conn *c)
         dp_conn_maybe_finish(c);
         return;
     }
-    if (u->rpos == u->rlen)
+    if (u->rpos == u->rlen && !p->in_head) /* a head read in part stays: the rest follows it */
         u->rpos = u->rlen = 0;
     if (u->rlen == DP_RBUF_SIZE) { /* a head that doesn't fit */
         dp_conn_respond(c, 502, bad_response);

@@ -7,6 +7,7 @@
 # counted from the status listener. Not a test: no gates.
 #
 #   tests/bench/proxy_profile.sh callgrind|strace [SECONDS]      (BIN=build/sluice-dp)
+#   KEEP=FILE keeps the callgrind output (callgrind_annotate --inclusive=yes FILE, kcachegrind)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 MODE=${1:-callgrind}
@@ -18,6 +19,7 @@ PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  [ -n "${KEEP:-}" ] && [ -f "$W/cg.out" ] && cp "$W/cg.out" "$KEEP"
   rm -rf "$W"
 }
 trap cleanup EXIT
