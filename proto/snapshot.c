@@ -332,6 +332,32 @@ static void reason_add(sl_reasons *rs, const sl_entity *e, const char *id, json_
     }
 }
 
+static int row_id_cmp(const void *a, const void *b)
+{
+    const char *x = json_string_value(json_object_get(*(json_t *const *)a, "id"));
+    const char *y = json_string_value(json_object_get(*(json_t *const *)b, "id"));
+    return strcmp(x ? x : "", y ? y : "");
+}
+
+/* Puts rows in id order (rows without an id first: validation refuses them). 0 or -1 (OOM). */
+static int sort_rows(json_t *rows)
+{
+    size_t n = json_array_size(rows);
+    json_t **v = malloc(n * sizeof(*v));
+    if (!v)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        v[i] = json_incref(json_array_get(rows, i));
+    sl_sort(v, n, sizeof(*v), row_id_cmp);
+    json_array_clear(rows);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++)
+        if (json_array_append_new(rows, v[i]))
+            rc = -1;
+    free(v);
+    return rc;
+}
+
 /* Reads one entity's array of rows into a new JSON array, dropping fields this node's schema
  * does not know (a newer control plane may send them), and each row's digest into digests. A
  * row without a usable id gets no digest: the hash check or validation refuses it. */
@@ -348,11 +374,11 @@ static json_t *read_rows(sl_mp_reader *r, const sl_entity *e, size_t max_rows,
     /* which fields a row already set: a duplicate key is refused, not silently replaced */
     unsigned char *seen = malloc(e->nfields ? e->nfields : 1);
     json_t *rows = seen ? json_array() : NULL;
+    const char *prev = NULL;
+    int sorted = 1;
     for (uint32_t i = 0; rows && i < n; i++) {
-        char where[96];
         sl_digest d;
-        snprintf(where, sizeof(where), "%s[%u]", e->name, i);
-        json_t *row = sl_snapshot_read_row(r, e, seen, &d, where, err, errlen);
+        json_t *row = sl_snapshot_read_row(r, e, seen, &d, "", i, err, errlen);
         if (!row)
             goto fail;
         if (json_array_append_new(rows, row))
@@ -360,8 +386,15 @@ static json_t *read_rows(sl_mp_reader *r, const sl_entity *e, size_t max_rows,
         const char *id = json_string_value(json_object_get(row, "id"));
         if (id && strlen(id) <= SL_UUID_LEN && sl_row_digests_set(digests, id, &d))
             goto oom;
+        if (sorted && i > 0 && (!id || !prev || strcmp(prev, id) >= 0))
+            sorted = 0;
+        prev = id;
     }
     if (!rows)
+        goto oom;
+    /* Rows in id order are what deltas are applied to (binary search): a sender that did not
+     * sort them (not this control plane) is put in order here. */
+    if (!sorted && sort_rows(rows))
         goto oom;
     free(seen);
     return rows;

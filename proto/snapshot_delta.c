@@ -449,10 +449,8 @@ static int read_upserts(sl_mp_reader *r, reader *rd, char *err, size_t errlen)
             memset(u, 0, sizeof(*u));
             u->entity = e;
             memcpy(u->entity_name, k, klen);
-            char where[96];
-            snprintf(where, sizeof(where), "upsert %s[%u]", u->entity_name, j);
             if (e) {
-                u->row = sl_snapshot_read_row(r, e, seen, &u->digest, where, err, errlen);
+                u->row = sl_snapshot_read_row(r, e, seen, &u->digest, "upsert ", j, err, errlen);
                 if (!u->row) {
                     free(seen);
                     return -1;

@@ -131,15 +131,19 @@ int sl_snapshot_pack_row(const sl_entity *e, const json_t *row, unsigned char **
 }
 
 json_t *sl_snapshot_read_row(sl_mp_reader *r, const sl_entity *e, unsigned char *seen,
-                             sl_digest *digest, const char *where, char *err, size_t errlen)
+                             sl_digest *digest, const char *prefix, uint32_t index, char *err,
+                             size_t errlen)
 {
+    /* the row's name in messages, written only when there is one to write (100,000 rows) */
+    char where[96];
+#define WHERE() (snprintf(where, sizeof(where), "%s%s[%u]", prefix, e->name, index), where)
     const unsigned char *start = r->p;
     uint32_t m;
     if (sl_mp_read_map(r, &m, err, errlen))
         return NULL;
     json_t *row = json_object();
     if (!row) {
-        snprintf(err, errlen, "out of memory decoding %s", where);
+        snprintf(err, errlen, "out of memory decoding %s", WHERE());
         return NULL;
     }
     size_t hint = 0;
@@ -156,18 +160,18 @@ json_t *sl_snapshot_read_row(sl_mp_reader *r, const sl_entity *e, unsigned char 
             continue;
         }
         if (seen[f - e->fields]++) {
-            snprintf(err, errlen, "%s: duplicate field %s", where, f->name);
+            snprintf(err, errlen, "%s: duplicate field %s", WHERE(), f->name);
             goto fail;
         }
         json_t *v;
         if (sl_mp_read_json(r, &v, err, errlen)) {
             char inner[256];
             snprintf(inner, sizeof(inner), "%s", err);
-            snprintf(err, errlen, "%s.%s: %s", where, f->name, inner);
+            snprintf(err, errlen, "%s.%s: %s", WHERE(), f->name, inner);
             goto fail;
         }
         if (json_object_set_new_nocheck(row, f->name, v)) {
-            snprintf(err, errlen, "out of memory decoding %s", where);
+            snprintf(err, errlen, "out of memory decoding %s", WHERE());
             goto fail;
         }
     }
@@ -177,3 +181,4 @@ fail:
     json_decref(row);
     return NULL;
 }
+#undef WHERE

@@ -35,10 +35,11 @@ int sl_snapshot_pack_row(const sl_entity *e, const json_t *row, unsigned char **
 
 /* Reads one canonical row of entity e at r into a new object (fields the schema does not know
  * are skipped, a repeated field is refused) and the sha256 of the bytes it spans into digest.
- * seen is scratch of e->nfields bytes; where names the row in errors ("routes[3]"). Returns the
- * row, or NULL with err. */
+ * seen is scratch of e->nfields bytes; errors name the row prefix + "routes[3]" (index). Returns
+ * the row, or NULL with err. */
 json_t *sl_snapshot_read_row(sl_mp_reader *r, const sl_entity *e, unsigned char *seen,
-                             sl_digest *digest, const char *where, char *err, size_t errlen);
+                             sl_digest *digest, const char *prefix, uint32_t index, char *err,
+                             size_t errlen);
 
 /* The entity named by the msgpack string k (klen bytes), or NULL; *index: its position in
  * sl_entities. */

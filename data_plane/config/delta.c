@@ -35,42 +35,15 @@ static size_t find(const json_t *rows, const char *id, int *found)
     return lo;
 }
 
-static int by_id(const void *a, const void *b)
-{
-    const char *x = row_id(*(json_t *const *)a), *y = row_id(*(json_t *const *)b);
-    return strcmp(x ? x : "", y ? y : "");
-}
-
-/* A new array holding old's rows in id order (old is normally sorted already). */
+/* A new array holding old's rows (in id order: the snapshot decoder and this file keep every
+ * entity array of a control-plane config sorted). */
 static json_t *sorted_copy(const json_t *old)
 {
-    size_t n = json_array_size(old);
     json_t *out = json_array();
-    if (!out)
-        return NULL;
-    int sorted = 1;
-    for (size_t i = 1; i < n && sorted; i++) {
-        const char *a = row_id(json_array_get(old, i - 1)), *b = row_id(json_array_get(old, i));
-        sorted = a && b && strcmp(a, b) < 0;
-    }
-    if (sorted) {
-        if (n && json_array_extend(out, (json_t *)old)) {
-            json_decref(out);
-            return NULL;
-        }
-        return out;
-    }
-    json_t **rows = malloc(n * sizeof(*rows));
-    if (!rows) {
+    if (out && json_array_size(old) && json_array_extend(out, (json_t *)old)) {
         json_decref(out);
         return NULL;
     }
-    for (size_t i = 0; i < n; i++)
-        rows[i] = json_array_get(old, i);
-    sl_sort(rows, n, sizeof(*rows), by_id);
-    for (size_t i = 0; i < n; i++)
-        json_array_append(out, rows[i]);
-    free(rows);
     return out;
 }
 

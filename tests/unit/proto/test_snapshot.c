@@ -170,6 +170,34 @@ static void pack_canonical(const json_t *obj, msgpack_sbuffer *out)
     assert_int_equal(sl_mp_pack_json(&pk, obj, err, sizeof(err)), 0);
 }
 
+/* Rows a sender did not sort come out in id order: data planes apply deltas to sorted arrays. */
+static void test_unsorted_rows_come_out_sorted(void **state)
+{
+    json_t *config = small_config(1); /* services and routes in reverse id order */
+    json_t *obj = json_deep_copy(config);
+    json_object_set_new(obj, "format", json_integer(SL_SNAPSHOT_FORMAT));
+    json_object_set_new(obj, "version", json_integer(3));
+    msgpack_sbuffer canon, env;
+    pack_canonical(obj, &canon);
+    make_envelope(canon.data, canon.size, 3, "snapshot", SL_SNAPSHOT_FORMAT, NULL, &env);
+    json_t *out;
+    int64_t v;
+    char hash[SL_SNAPSHOT_HASH_HEX], err[256];
+    assert_int_equal(sl_snapshot_decode((unsigned char *)env.data, env.size, 0, &out, &v, hash,
+                                        NULL, err, sizeof(err)),
+                     0);
+    json_t *routes = json_object_get(out, "routes");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(routes, 0), "id")), RT1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(routes, 1), "id")), RT2);
+    json_t *svcs = json_object_get(out, "services");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(svcs, 0), "id")), SVC1);
+    json_decref(out);
+    msgpack_sbuffer_destroy(&env);
+    msgpack_sbuffer_destroy(&canon);
+    json_decref(obj);
+    json_decref(config);
+}
+
 static void test_round_trip(void **state)
 {
     json_t *config = small_config(0);
@@ -719,6 +747,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_unsorted_rows_come_out_sorted),
         cmocka_unit_test(test_empty_config),
         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_hash_covers_everything),
