@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto/malloc_tune.h"
 #include "control_plane/cluster/certs.h"
 #include "control_plane/config_cmd.h"
 #include "control_plane/serve.h"
@@ -66,6 +67,7 @@ static int has_help(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    sl_malloc_tune();
     const char *conf = take_conf(&argc, argv);
     if (argc < 2) {
         usage(stderr);

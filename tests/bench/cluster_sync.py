@@ -97,6 +97,16 @@ def run_size(pg, certs, n, changes, workdir):
             version += 1
             wait_all(dps, sessions, version)
             lat.append((time.perf_counter() - t) * 1000)
+        # A fourth data plane joins once the changes are done: the whole snapshot, applied by a
+        # data plane that shares the machine only with the others idling.
+        t = time.perf_counter()
+        joiner = DataPlane(cp.cluster_port, *certs, workdir=tempfile.mkdtemp(dir=workdir)).start()
+        dps.append(joiner)
+        sessions.append(requests.Session())
+        wait_all([joiner], [sessions[-1]], version)
+        join_ms = (time.perf_counter() - t) * 1000
+        m = re.search(r"applied \(hash \w+\) in ([0-9.]+) ms: decode\+validate", joiner.log())
+        join_apply = float(m.group(1)) if m else None
         cplog = cp.log()
         sizes = re.findall(r"snapshot version \d+ built: \d+ routes, (\d+) bytes \((\d+) before", cplog)
         full_rd = re.findall(r"snapshot version \d+ built: .*, read ([0-9.]+) ms, encode "
@@ -108,13 +118,15 @@ def run_size(pg, certs, n, changes, workdir):
         # repeats the read of its version's delta).
         rd = [float(r) for _, r, _ in deltas] or [float(r) for r, _ in full_rd]
         stages = {"apply": [], "decode": [], "build": [], "swap": [], "cache": []}
+        full_flags = []  # per apply: a whole snapshot (not a delta)
         dp_deltas = 0
-        for d in dps:
+        for d in dps[:3]:
             for m in re.finditer(r"applied \(hash \w+\) in ([0-9.]+) ms: (delta of \d+ changes "
                                  r"decode\+apply|decode\+validate) ([0-9.]+) ms, build ([0-9.]+) "
                                  r"ms, swap ([0-9.]+) ms, cache write ([0-9.]+) ms", d.log()):
                 g = m.groups()
                 dp_deltas += g[1].startswith("delta")
+                full_flags.append(not g[1].startswith("delta"))
                 for k, v in zip(("apply", "decode", "build", "swap", "cache"), g[:1] + g[2:]):
                     stages[k].append(float(v))
 
@@ -132,6 +144,8 @@ def run_size(pg, certs, n, changes, workdir):
             "dp_apply_ms": med(stages["apply"]), "dp_decode_ms": med(stages["decode"]),
             "dp_build_ms": med(stages["build"]), "dp_swap_ms": med(stages["swap"]),
             "dp_cache_ms": med(stages["cache"]),
+            "dp_full_apply_ms": med([a for a, b in zip(stages["apply"], full_flags) if b]),
+            "join_apply_ms": join_apply, "join_serving_ms": join_ms,
         }
     finally:
         for s in sessions:
@@ -157,7 +171,8 @@ def main():
     cols = ["routes", "p50_ms", "p99_ms", "max_ms", "write_ms", "snapshot_bytes",
             "canonical_bytes", "delta_bytes", "cp_read_ms", "cp_apply_ms", "cp_encode_ms",
             "dp_deltas", "dp_apply_ms", "dp_decode_ms",
-            "dp_build_ms", "dp_swap_ms", "dp_cache_ms"]
+            "dp_build_ms", "dp_swap_ms", "dp_cache_ms", "dp_full_apply_ms", "join_apply_ms",
+            "join_serving_ms"]
     print("write -> all 3 data planes serving it, %d changes per size" % args.changes)
     # One block per size: the columns are too many for one line.
     for r in rows:
