@@ -293,17 +293,56 @@ typedef struct {
     size_t n, j;
 } prev_routes;
 
-/* The fields of row: prev's when it is prev's next row, else read (and prev skips the rows it
- * had up to this id: deleted or replaced). */
-static void fields_for(prev_routes *p, const json_t *row, dp_route_fields *f)
+/* How far past a row that is not prev's next one fields_for looks for it by pointer: rows
+ * deleted just before it (a delete makes the next unchanged row not prev's next one). */
+#define PREV_LOOKAHEAD 8
+
+/* The fields of row: prev's when it is one of prev's next rows (returns its position in prev;
+ * the rows of prev before it were deleted), else read (returns (size_t)-1; prev skips the rows
+ * it had up to this id: deleted or replaced). */
+static size_t fields_for(prev_routes *p, const json_t *row, dp_route_fields *f)
 {
-    if (p->j < p->n && json_array_get(p->rows, p->j) == row) {
-        *f = p->fields[p->j++];
-        return;
+    for (size_t k = p->j; k < p->n && k < p->j + PREV_LOOKAHEAD; k++) {
+        if (json_array_get(p->rows, k) == row) {
+            *f = p->fields[k];
+            p->j = k + 1;
+            return k;
+        }
     }
     dp_route_fields_read(row, f);
-    while (p->j < p->n && f->id && p->fields[p->j].id && strcmp(p->fields[p->j].id, f->id) <= 0)
+    while (p->j < p->n && f->id && p->fields[p->j].id && strcmp(p->fields[p->j].id, f->id) < 0)
         p->j++;
+    if (p->j < p->n && json_array_get(p->rows, p->j) == row)
+        return p->j++; /* more deletes before it than the look-ahead covers */
+    while (p->j < p->n && f->id && p->fields[p->j].id && strcmp(p->fields[p->j].id, f->id) == 0)
+        p->j++;
+    return (size_t)-1;
+}
+
+/* A route read from its row: everything but the service. */
+static void route_from_fields(dp_route *d, const dp_route_fields *f)
+{
+    d->id = f->id;
+    d->name = f->name;
+    d->strip_path = json_is_boolean(f->strip_path) ? json_is_true(f->strip_path) : 1;
+    d->preserve_host = json_is_boolean(f->preserve_host) ? json_is_true(f->preserve_host) : 0;
+    d->https_redirect_status_code = (int)int_or(f->https_redirect_status_code, 426);
+    const json_t *protos = f->protocols;
+    if (!json_is_array(protos) || !json_array_size(protos)) {
+        d->protocols = DP_PROTO_HTTP | DP_PROTO_HTTPS;
+        return;
+    }
+    size_t k;
+    const json_t *p;
+    json_array_foreach(protos, k, p)
+    {
+        const char *ps = json_string_value(p);
+        if (ps && strcmp(ps, "http") == 0)
+            d->protocols |= DP_PROTO_HTTP;
+        else if (ps && strcmp(ps, "https") == 0)
+            d->protocols |= DP_PROTO_HTTPS;
+    }
+    /* no http nor https (stream/grpc routes): protocols 0, not served by this engine */
 }
 
 static int build_routes(dp_generation *g, json_t *config, const dp_generation *prev, char *err,
@@ -313,8 +352,14 @@ static int build_routes(dp_generation *g, json_t *config, const dp_generation *p
     json_t *svcs = arr(config, "services");
     size_t nsvcs = svcs ? json_array_size(svcs) : 0;
     g->nroutes = routes ? json_array_size(routes) : 0;
-    g->routes = calloc(g->nroutes + 1, sizeof(dp_route));
-    g->route_fields = calloc(g->nroutes + 1, sizeof(dp_route_fields));
+    /* not zeroed: the loop writes every entry (zeroing 100,000 of them costs more than the
+     * rest of an incremental build); the spare last entry is zeroed */
+    g->routes = malloc((g->nroutes + 1) * sizeof(dp_route));
+    g->route_fields = malloc((g->nroutes + 1) * sizeof(dp_route_fields));
+    if (g->routes)
+        memset(&g->routes[g->nroutes], 0, sizeof(dp_route));
+    if (g->route_fields)
+        memset(&g->route_fields[g->nroutes], 0, sizeof(dp_route_fields));
     prev_routes pr = {0};
     if (prev && prev->route_fields) {
         pr.rows = arr(prev->config, "routes");
@@ -323,61 +368,61 @@ static int build_routes(dp_generation *g, json_t *config, const dp_generation *p
     }
     id_index service_index = {0};
     dp_router_builder *rb = NULL;
-    if (!g->routes || !g->route_fields || id_index_init(&service_index, nsvcs)) {
+    /* prev's services by position -> this generation's service of the same id, so a route
+     * taken over from prev finds its service without a look-up by id */
+    dp_service **svc_map = calloc((pr.n ? prev->nservices : 0) + 1, sizeof(*svc_map));
+    if (!g->routes || !g->route_fields || !svc_map || id_index_init(&service_index, nsvcs)) {
         id_index_free(&service_index);
+        free(svc_map);
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    rb = dp_router_builder_new(g->nroutes, err, errlen);
+    rb = dp_router_builder_new_next(g->nroutes, prev ? prev->router : NULL, err, errlen);
     if (!rb) {
         id_index_free(&service_index);
+        free(svc_map);
         return -1;
     }
     for (size_t i = 0; i < nsvcs; i++)
         id_index_put(&service_index, g->services[i].id, i);
+    for (size_t i = 0; pr.n && i < prev->nservices; i++) {
+        size_t si = id_index_get(&service_index, prev->services[i].id);
+        svc_map[i] = si != (size_t)-1 ? &g->services[si] : NULL;
+    }
+    int rc = 0;
     for (size_t i = 0; i < g->nroutes; i++) {
         dp_route *d = &g->routes[i];
         dp_route_fields *fp = &g->route_fields[i];
         if (i + ROW_AHEAD < g->nroutes && !pr.n)
             prefetch_row(routes, i + ROW_AHEAD);
-        fields_for(&pr, json_array_get(routes, i), fp);
-        dp_route_fields f = *fp;
-        d->id = f.id;
-        d->name = f.name;
-        d->strip_path = json_is_boolean(f.strip_path) ? json_is_true(f.strip_path) : 1;
-        d->preserve_host = json_is_boolean(f.preserve_host) ? json_is_true(f.preserve_host) : 0;
-        d->https_redirect_status_code = (int)int_or(f.https_redirect_status_code, 426);
-        int skip = 0;
-        const json_t *protos = f.protocols;
-        if (!json_is_array(protos) || !json_array_size(protos)) {
-            d->protocols = DP_PROTO_HTTP | DP_PROTO_HTTPS;
+        size_t j = fields_for(&pr, json_array_get(routes, i), fp);
+        if (j != (size_t)-1) {
+            /* the same row as prev's route j: the same route, but its service may differ */
+            *d = prev->routes[j];
+            d->service = d->service ? svc_map[d->service - prev->services] : NULL;
         } else {
-            size_t k;
-            const json_t *p;
-            json_array_foreach(protos, k, p)
-            {
-                const char *ps = json_string_value(p);
-                if (ps && strcmp(ps, "http") == 0)
-                    d->protocols |= DP_PROTO_HTTP;
-                else if (ps && strcmp(ps, "https") == 0)
-                    d->protocols |= DP_PROTO_HTTPS;
-            }
-            if (!d->protocols)
-                skip = 1; /* stream/grpc routes: not served by this engine */
+            memset(d, 0, sizeof(*d));
+            route_from_fields(d, fp);
         }
-        size_t si = id_index_get(&service_index, f.service_id);
-        if (si != (size_t)-1)
-            d->service = &g->services[si];
-        if (d->service && !d->service->served)
-            skip = 1;
+        if (!d->service) {
+            size_t si = id_index_get(&service_index, fp->service_id);
+            if (si != (size_t)-1)
+                d->service = &g->services[si];
+        }
+        if (!d->protocols || (d->service && !d->service->served))
+            continue;
         /* into the router now, while the row is in the cache */
-        if (!skip && dp_router_builder_add(rb, i, &f) != 0) {
-            dp_router_builder_abort(rb);
-            id_index_free(&service_index);
-            return -1;
-        }
+        rc = j != (size_t)-1 ? dp_router_builder_keep(rb, i, j, fp)
+                             : dp_router_builder_add(rb, i, fp);
+        if (rc != 0)
+            break;
     }
     id_index_free(&service_index);
+    free(svc_map);
+    if (rc != 0) {
+        dp_router_builder_abort(rb);
+        return -1;
+    }
     g->router = dp_router_builder_finish(rb);
     return g->router ? 0 : -1;
 }

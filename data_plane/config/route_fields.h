@@ -31,11 +31,27 @@ void dp_route_fields_read(const json_t *row, dp_route_fields *f);
  *   add:    route index (its position in the routes array) read into f; -1 with err (a bad
  *           regex names the route), after which only abort is allowed
  *   finish: the router (caller frees with dp_router_free), or NULL with err; frees b
- *   abort:  frees b and everything built so far (NULL accepted) */
+ *   abort:  frees b and everything built so far (NULL accepted)
+ * Positions (index) run from 0 to n - 1, each used at most once.
+ *
+ * The next generation's router, after a config change (data_plane/config/delta.c):
+ *   new_next: like new, building on prev (only read; may be NULL). prev must live until finish
+ *             or abort; after that the new router holds its own references to what it shares,
+ *             and either router may be freed first, on any thread
+ *   keep:     route index is the route prev was built with at prev_index, unchanged (the same
+ *             row, whose fields are f): its compiled records are taken over instead of read
+ *             again. Calls must come in ascending index and prev_index. When prev has no such
+ *             route (left out), was too wasteful to build on, or the order is broken, the
+ *             route is built from f as by add, so the result is always what a full build of
+ *             the same routes gives. */
 typedef struct dp_router_builder dp_router_builder;
 struct dp_router;
 dp_router_builder *dp_router_builder_new(size_t n, char *err, size_t errlen);
+dp_router_builder *dp_router_builder_new_next(size_t n, const struct dp_router *prev, char *err,
+                                              size_t errlen);
 int dp_router_builder_add(dp_router_builder *b, size_t index, const dp_route_fields *f);
+int dp_router_builder_keep(dp_router_builder *b, size_t index, size_t prev_index,
+                           const dp_route_fields *f);
 struct dp_router *dp_router_builder_finish(dp_router_builder *b);
 void dp_router_builder_abort(dp_router_builder *b);
 

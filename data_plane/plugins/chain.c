@@ -311,11 +311,19 @@ static size_t keyed_lower(const keyed *k, size_t n, const char *key)
  * config with many routes and many route-bound plugins builds in n log n. A route that no
  * route- or service-bound instance names runs exactly the globals, the chain of requests
  * without a route: it shares that chain (d->routes[nr]) instead of a copy, so 100,000 routes
- * under global plugins (or none) cost no allocation and no look-up each. */
+ * under global plugins (or none) cost no allocation and no look-up each. When no instance is
+ * bound to a route or a service, every route runs that chain: the table then has no per-route
+ * entries at all (dp_plugin_req_begin maps any route past the end to it), so a generation
+ * with many routes builds its chains in a time that does not depend on the route count. */
 static int build_routes(dp_plugin_chain_data *d, const json_t *config)
 {
     const json_t *routes = json_object_get(config, "routes");
     size_t nr = json_is_array(routes) ? json_array_size(routes) : 0;
+    int bound = 0;
+    for (size_t i = 0; i < d->ninst; i++)
+        bound |= d->inst[i].route_id || d->inst[i].service_id;
+    if (!bound)
+        nr = 0;
     d->routes = calloc(nr + 1, sizeof(dp_route_chain));
     keyed *by_route = calloc(d->ninst + 1, sizeof(keyed));
     keyed *by_service = calloc(d->ninst + 1, sizeof(keyed));

@@ -1,6 +1,13 @@
 /* Compiles Kong route objects into the immutable lookup structure of internal.h. Runs on the
  * control thread during a snapshot apply; everything is sized from the input in a few passes
- * (no per-route malloc), so 100,000 routes build in a fraction of a second. */
+ * (no per-route malloc), so 100,000 routes build in a fraction of a second.
+ *
+ * A router for the next generation (dp_router_builder_new_next) takes the previous router's
+ * route records over for the routes that did not change (their arena chunks are refcounted
+ * and shared), compiles only the others, merges their sub-routes into the previous order
+ * instead of sorting everything again, and patches a copy of the previous index; so a small
+ * config change costs its own size plus a few array copies. */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,31 +20,73 @@
 
 /* ------------------------------------------------------------------ arena */
 
+/* The regexes compiled for a chunk's records: freed with the chunk, which is what lets
+ * routers share records without knowing which of them still uses which regex. */
+typedef struct rt_regex_node {
+    pcre2_code *re;
+    struct rt_regex_node *next;
+} rt_regex_node;
+
+/* Routers of successive generations share chunks; each holds one reference per chunk, and
+ * the last one to be freed (on any thread) frees the chunk. */
 struct rt_chunk {
-    rt_chunk *next;
+    _Atomic uint32_t refs;
     size_t size, used;
+    rt_regex_node *regexes;
     _Alignas(16) char data[];
 };
 
 #define RT_CHUNK 65536
+#define RT_CHUNK_MIN 4096 /* a small change makes a small chunk: the next one doubles */
+
+static void chunk_unref(rt_chunk *c)
+{
+    if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    for (rt_regex_node *n = c->regexes; n; n = n->next)
+        pcre2_code_free(n->re);
+    free(c);
+}
+
+static int hold_chunk(dp_router *r, rt_chunk *c)
+{
+    if (r->nchunks == r->capchunks) {
+        uint32_t cap = r->capchunks ? r->capchunks * 2 : 16;
+        rt_chunk **a = realloc(r->chunks, cap * sizeof(*a));
+        if (!a)
+            return -1;
+        r->chunks = a;
+        r->capchunks = cap;
+    }
+    r->chunks[r->nchunks++] = c;
+    r->arena += sizeof(rt_chunk) + c->size;
+    r->bytes += sizeof(rt_chunk) + c->size;
+    return 0;
+}
 
 static void *rt_alloc(dp_router *r, size_t n)
 {
     n = (n + 15) & ~(size_t)15;
-    rt_chunk *c = r->chunks;
+    rt_chunk *c = r->cur;
     if (!c || c->size - c->used < n) {
-        size_t size = n > RT_CHUNK ? n : RT_CHUNK;
+        size_t want = c ? (c->size * 2 < RT_CHUNK ? c->size * 2 : RT_CHUNK) : RT_CHUNK_MIN;
+        size_t size = n > want ? n : want;
         c = malloc(sizeof(rt_chunk) + size);
         if (!c)
             return NULL;
+        atomic_init(&c->refs, 1);
         c->size = size;
         c->used = 0;
-        c->next = r->chunks;
-        r->chunks = c;
-        r->bytes += sizeof(rt_chunk) + size;
+        c->regexes = NULL;
+        if (hold_chunk(r, c) != 0) {
+            free(c);
+            return NULL;
+        }
+        r->cur = c;
     }
     void *p = c->data + c->used;
     c->used += n;
+    r->live += n;
     memset(p, 0, n);
     return p;
 }
@@ -56,21 +105,6 @@ static rt_str rt_strdup(dp_router *r, const char *s, size_t n, int lower)
 /* ------------------------------------------------------------------ build-time records */
 
 typedef struct {
-    int kind;
-    int port; /* 0: any */
-    rt_str name;
-} bhost;
-
-typedef struct {
-    rt_matcher m;
-    const rt_route *route;
-    rt_str *prefixes; /* plain paths of this group (all the same length) */
-    uint32_t nprefixes;
-    const bhost *hosts; /* the route's hosts */
-    uint32_t nhosts;
-} bmatch;
-
-typedef struct {
     uint32_t list, rank;
 } bposting;
 
@@ -80,15 +114,18 @@ typedef struct {
 
 struct dp_router_builder {
     dp_router *r;
-    size_t cap; /* routes the builder was sized for */
+    const dp_router *prev; /* NULL: everything is built here */
+    uint32_t *prev_to_new; /* per position in prev: the new position, UINT32_MAX: not kept */
+    size_t cap;            /* routes the builder was sized for */
     double t0;
-    bmatch *bm;
-    size_t nbm, capbm;
-    bposting *post;
+    rt_matcher *nm; /* the sub-routes of the routes built here (not kept), unordered */
+    size_t nnm, capnm;
+    bposting *post; /* postings to file (incremental: those of the new sub-routes only) */
     size_t npost, cappost;
-    blen *lens;
+    blen *lens; /* (bucket, length) of each prefix key added */
     size_t nlens, caplens;
     size_t caplists, capbuckets;
+    size_t nkept, last_kept, last_kept_to; /* routes taken over from prev, the last one */
     char *err;
     size_t errlen;
 };
@@ -126,6 +163,7 @@ static const char *jstr(const json_t *v)
     return s ? s : "";
 }
 
+/* Compiles pat; the regex belongs to the arena chunk the router allocates in now. */
 static pcre2_code *compile(dp_router *r, const char *pat, uint32_t opts, const char *id, char *err,
                            size_t errlen)
 {
@@ -139,19 +177,30 @@ static pcre2_code *compile(dp_router *r, const char *pat, uint32_t opts, const c
                  (char *)msg);
         return NULL;
     }
+    rt_regex_node *node = rt_alloc(r, sizeof(*node));
+    if (!node) {
+        pcre2_code_free(re);
+        snprintf(err, errlen, "router: out of memory");
+        return NULL;
+    }
+    node->re = re;
+    node->next = r->cur->regexes;
+    r->cur->regexes = node;
     pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* best effort: the interpreter still works */
     size_t size = 0, jit = 0;
     pcre2_pattern_info(re, PCRE2_INFO_SIZE, &size);
     if (pcre2_pattern_info(re, PCRE2_INFO_JITSIZE, &jit) != 0)
         jit = 0;
     r->bytes += size + jit;
+    r->arena += size + jit;
+    r->live += size + jit;
     return re;
 }
 
 /* ------------------------------------------------------------------ one route */
 
 /* Kong's split_host_port, plus "[v6]:port"; then "*.x" -> suffix ".x", "x.*" -> prefix "x.". */
-static void parse_host(dp_router *r, const char *h, bhost *out)
+static void parse_host(dp_router *r, const char *h, rt_host *out)
 {
     size_t n = strlen(h);
     out->port = 0;
@@ -266,17 +315,21 @@ static uint64_t priority(uint64_t base, int has_paths, int regex, size_t plain_l
     return p;
 }
 
-static bmatch *new_match(builder *b, const rt_route *rr, const bhost *hosts, uint32_t nhosts)
+/* A new sub-route of rr (its records are filled by the caller). */
+static rt_sub *new_sub(builder *b, rt_route *rr, int index)
 {
-    if (grow((void **)&b->bm, &b->capbm, b->nbm + 1, sizeof(bmatch)))
+    if (grow((void **)&b->nm, &b->capnm, b->nnm + 1, sizeof(rt_matcher)))
         return NULL;
-    bmatch *m = &b->bm[b->nbm++];
-    memset(m, 0, sizeof(*m));
-    m->route = rr;
-    m->m.route = rr;
-    m->hosts = hosts;
-    m->nhosts = nhosts;
-    return m;
+    rt_sub *sub = &rr->subs[rr->nsubs++];
+    b->nm[b->nnm++] = (rt_matcher){rr, sub, 0, index};
+    return sub;
+}
+
+/* Sets the priority of the sub-route new_sub just made, in it and in its matcher. */
+static void set_priority(builder *b, rt_sub *sub, uint64_t p)
+{
+    sub->priority = p;
+    b->nm[b->nnm - 1].priority = p;
 }
 
 static int cmp_len(const void *a, const void *b)
@@ -285,11 +338,13 @@ static int cmp_len(const void *a, const void *b)
     return x->len < y->len ? -1 : x->len > y->len;
 }
 
-static int build_route(builder *b, rt_route *rr, const dp_route_fields *j)
+static int build_route(builder *b, rt_route *rr, const dp_route_fields *j, int index)
 {
     dp_router *r = b->r;
     const char *id = j->id;
     rr->id = rt_strdup(r, id ? id : "", id ? strlen(id) : 0, 0).p;
+    if (!rr->id)
+        return oom(b);
     const json_t *ca = j->created_at;
     rr->created_at = json_is_integer(ca) ? json_integer_value(ca)
                      : json_is_real(ca)  ? (long long)json_real_value(ca)
@@ -334,29 +389,33 @@ static int build_route(builder *b, rt_route *rr, const dp_route_fields *j)
         return -1;
 
     const json_t *hj = j->hosts;
-    uint32_t nhosts = (uint32_t)arr_len(hj);
-    bhost *hosts = rt_alloc(r, (nhosts + 1) * sizeof(bhost));
-    if (!hosts)
+    rr->nhosts = (uint32_t)arr_len(hj);
+    rr->hosts = rt_alloc(r, (rr->nhosts + 1) * sizeof(rt_host));
+    if (!rr->hosts)
         return oom(b);
     json_array_foreach(hj, i, v)
     {
-        parse_host(r, jstr(v), &hosts[i]);
-        if (!hosts[i].name.p)
+        parse_host(r, jstr(v), &rr->hosts[i]);
+        if (!rr->hosts[i].name.p)
             return oom(b);
-        r->has_suffix |= hosts[i].kind == RT_HOST_SUFFIX;
-        r->has_prefix |= hosts[i].kind == RT_HOST_PREFIX;
-        r->has_port |= hosts[i].port != 0;
+        r->has_suffix |= rr->hosts[i].kind == RT_HOST_SUFFIX;
+        r->has_prefix |= rr->hosts[i].kind == RT_HOST_PREFIX;
+        r->has_port |= rr->hosts[i].port != 0;
     }
 
     long long rp = json_integer_value(j->regex_priority);
     uint64_t base = route_priority(j, rr);
     const json_t *paths = j->paths;
     size_t np = arr_len(paths), nre = 0, nplain = 0;
+    /* at most one sub-route per path, plus the regex group */
+    rr->subs = rt_alloc(r, (np + 1) * sizeof(rt_sub));
+    if (!rr->subs)
+        return oom(b);
     if (np == 0) {
-        bmatch *m = new_match(b, rr, hosts, nhosts);
-        if (!m)
+        rt_sub *sub = new_sub(b, rr, index);
+        if (!sub)
             return oom(b);
-        m->m.priority = priority(base, 0, 0, 0, 0);
+        set_priority(b, sub, priority(base, 0, 0, 0, 0));
         return 0;
     }
     /* one walk over the paths: plain ones copied (they are most), regexes counted */
@@ -375,12 +434,12 @@ static int build_route(builder *b, rt_route *rr, const dp_route_fields *j)
             return oom(b);
     }
     if (nre) {
-        bmatch *m = new_match(b, rr, hosts, nhosts);
-        if (!m)
+        rt_sub *sub = new_sub(b, rr, index);
+        if (!sub)
             return oom(b);
-        m->m.priority = priority(base, 1, 1, 0, rp);
-        m->m.res = rt_alloc(r, nre * sizeof(pcre2_code *));
-        if (!m->m.res)
+        set_priority(b, sub, priority(base, 1, 1, 0, rp));
+        sub->res = rt_alloc(r, nre * sizeof(pcre2_code *));
+        if (!sub->res)
             return oom(b);
         json_array_foreach(paths, i, v)
         {
@@ -389,7 +448,7 @@ static int build_route(builder *b, rt_route *rr, const dp_route_fields *j)
             pcre2_code *re = compile(r, jstr(v) + 1, PCRE2_ANCHORED, rr->id, b->err, b->errlen);
             if (!re)
                 return -1;
-            m->m.res[m->m.nres++] = re;
+            sub->res[sub->nres++] = re;
         }
     }
     if (nplain) {
@@ -399,27 +458,39 @@ static int build_route(builder *b, rt_route *rr, const dp_route_fields *j)
             size_t e = k;
             while (e < nplain && plain[e].len == plain[k].len)
                 e++;
-            bmatch *m = new_match(b, rr, hosts, nhosts);
-            if (!m)
+            rt_sub *sub = new_sub(b, rr, index);
+            if (!sub)
                 return oom(b);
-            m->m.priority = priority(base, 1, 0, plain[k].len, 0);
-            m->prefixes = plain + k;
-            m->nprefixes = (uint32_t)(e - k);
+            set_priority(b, sub, priority(base, 1, 0, plain[k].len, 0));
+            sub->prefixes = plain + k;
+            sub->nprefixes = (uint32_t)(e - k);
             k = e;
         }
     }
     return 0;
 }
 
-/* ------------------------------------------------------------------ index */
+/* ------------------------------------------------------------------ order */
 
-/* Kong's order of sub-routes: priority descending, then created_at, then id, then position.
- * Sorted as small keys (the comparison rarely needs the id) and applied to the matchers
- * once, instead of moving the large build records on every merge step. */
+/* Kong's order of sub-routes: priority descending, then created_at, then id, then position. */
+static int cmp_matcher(const rt_matcher *x, const rt_matcher *y)
+{
+    if (x->priority != y->priority)
+        return x->priority > y->priority ? -1 : 1;
+    if (x->route->created_at != y->route->created_at)
+        return x->route->created_at < y->route->created_at ? -1 : 1;
+    int c = strcmp(x->route->id, y->route->id);
+    if (c)
+        return c;
+    return x->index - y->index;
+}
+
+/* Sorted as small keys (the comparison rarely needs the id) and applied to the matchers
+ * once, instead of moving the records on every merge step. */
 typedef struct {
     uint64_t priority;
     long long created_at;
-    const bmatch *m;
+    const rt_matcher *m;
 } match_key;
 
 static inline int cmp_match_key(const match_key *x, const match_key *y)
@@ -428,26 +499,24 @@ static inline int cmp_match_key(const match_key *x, const match_key *y)
         return x->priority > y->priority ? -1 : 1;
     if (x->created_at != y->created_at)
         return x->created_at < y->created_at ? -1 : 1;
-    int c = strcmp(x->m->route->id, y->m->route->id);
-    if (c)
-        return c;
-    return x->m->route->index - y->m->route->index;
+    return cmp_matcher(x->m, y->m);
 }
 
-static int sort_matches(builder *b)
+/* Sorts the sub-routes built here (b->nm) into Kong's order. */
+static int sort_new(builder *b)
 {
-    if (b->nbm < 2)
+    if (b->nnm < 2)
         return 0;
-    size_t n = b->nbm;
+    size_t n = b->nnm;
     match_key *keys = malloc(2 * n * sizeof(*keys));
-    bmatch *sorted = malloc(n * sizeof(*sorted));
+    rt_matcher *sorted = malloc(n * sizeof(*sorted));
     if (!keys || !sorted) {
         free(keys);
         free(sorted);
         return -1;
     }
     for (size_t i = 0; i < n; i++)
-        keys[i] = (match_key){b->bm[i].m.priority, b->bm[i].route->created_at, &b->bm[i]};
+        keys[i] = (match_key){b->nm[i].priority, b->nm[i].route->created_at, &b->nm[i]};
     /* bottom-up merge sort (stable, n log n, the comparison inlined) between two halves */
     match_key *src = keys, *dst = keys + n;
     for (size_t w = 1; w < n; w *= 2) {
@@ -468,11 +537,71 @@ static int sort_matches(builder *b)
     for (size_t i = 0; i < n; i++)
         sorted[i] = *src[i].m;
     free(keys);
-    free(b->bm);
-    b->bm = sorted;
-    b->capbm = b->nbm;
+    free(b->nm);
+    b->nm = sorted;
+    b->capnm = n;
     return 0;
 }
+
+/* r->matchers: the previous router's sub-routes of the kept routes (in their order, with
+ * their new positions) merged with the sorted new ones. Each new one finds its place by
+ * binary search, so the cost is a copy of the kept ones plus log n comparisons per new one.
+ * rank_map (prev->nmatchers) gets each previous rank's new rank (UINT32_MAX: gone), new_rank
+ * (b->nnm) each new sub-route's rank. */
+static int merge_matchers(builder *b, uint32_t *rank_map, uint32_t *new_rank)
+{
+    dp_router *r = b->r;
+    const dp_router *prev = b->prev;
+    size_t nprev = prev ? prev->nmatchers : 0;
+    r->matchers = malloc((nprev + b->nnm + 1) * sizeof(rt_matcher));
+    uint32_t *old_rank = malloc((nprev + 1) * sizeof(uint32_t));
+    if (!r->matchers || !old_rank) {
+        free(old_rank);
+        return -1;
+    }
+    /* the kept ones go to the tail first; the merge writes from the front and never
+     * overtakes its reading position */
+    rt_matcher *surv = r->matchers + b->nnm;
+    size_t ns = 0;
+    for (size_t i = 0; i < nprev; i++) {
+        const rt_matcher *m = &prev->matchers[i];
+        uint32_t to = b->prev_to_new[m->index];
+        rank_map[i] = UINT32_MAX;
+        if (to == UINT32_MAX)
+            continue;
+        surv[ns] = *m;
+        surv[ns].index = (int)to;
+        old_rank[ns++] = (uint32_t)i;
+    }
+    size_t i = 0, k = 0;
+    for (size_t j = 0; j < b->nnm; j++) {
+        const rt_matcher *nm = &b->nm[j];
+        size_t lo = i, hi = ns; /* first kept one that goes after nm */
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (cmp_matcher(&surv[mid], nm) < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        for (; i < lo; i++, k++) {
+            r->matchers[k] = surv[i];
+            rank_map[old_rank[i]] = (uint32_t)k;
+        }
+        r->matchers[k] = *nm;
+        new_rank[j] = (uint32_t)k++;
+    }
+    for (; i < ns; i++, k++) {
+        r->matchers[k] = surv[i];
+        rank_map[old_rank[i]] = (uint32_t)k;
+    }
+    r->nmatchers = (uint32_t)k;
+    r->bytes += (k + 1) * sizeof(rt_matcher);
+    free(old_rank);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ index */
 
 static int table_grow(dp_router *r, rt_table *t)
 {
@@ -547,8 +676,8 @@ static int post(builder *b, uint32_t list, uint32_t rank)
 static int file_match(builder *b, uint32_t bk, uint32_t rank)
 {
     dp_router *r = b->r;
-    const bmatch *m = &b->bm[rank];
-    if (m->m.nres) {
+    const rt_sub *m = r->matchers[rank].sub;
+    if (m->nres) {
         if (r->buckets[bk].regex == RT_NO_LIST)
             r->buckets[bk].regex = new_list(b);
         return post(b, r->buckets[bk].regex, rank);
@@ -574,6 +703,27 @@ static int file_match(builder *b, uint32_t bk, uint32_t rank)
     return 0;
 }
 
+/* Files matcher `rank` under each of its route's hosts, or under bucket 0 without hosts. */
+static int file_rank(builder *b, uint32_t rank)
+{
+    dp_router *r = b->r;
+    const rt_route *rr = r->matchers[rank].route;
+    if (!rr->nhosts)
+        return file_match(b, 0, rank);
+    for (uint32_t h = 0; h < rr->nhosts; h++) {
+        const rt_host *hp = &rr->hosts[h];
+        rt_slot *s =
+            table_put(r, &r->hosts, (uint32_t)hp->kind | (uint32_t)hp->port << 2, hp->name);
+        if (!s)
+            return -1;
+        if (s->value == UINT32_MAX && (s->value = new_bucket(b)) == RT_NO_LIST)
+            return -1;
+        if (file_match(b, s->value, rank) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 static int cmp_blen(const void *a, const void *b)
 {
     const blen *x = a, *y = b;
@@ -582,34 +732,27 @@ static int cmp_blen(const void *a, const void *b)
     return x->len < y->len ? -1 : x->len > y->len;
 }
 
+static int cmp_bposting(const void *a, const void *b)
+{
+    const bposting *x = a, *y = b;
+    if (x->list != y->list)
+        return x->list < y->list ? -1 : 1;
+    return x->rank < y->rank ? -1 : x->rank > y->rank;
+}
+
 static int build_index(builder *b)
 {
     dp_router *r = b->r;
-    if (new_bucket(b) != 0) /* bucket 0: routes without hosts */
+    if (new_bucket(b) == RT_NO_LIST) /* bucket 0: routes without hosts */
         return oom(b);
-    for (uint32_t rank = 0; rank < b->nbm; rank++) {
-        const bmatch *m = &b->bm[rank];
-        if (!m->nhosts) {
-            if (file_match(b, 0, rank) != 0)
-                return oom(b);
-            continue;
-        }
-        for (uint32_t h = 0; h < m->nhosts; h++) {
-            const bhost *hp = &m->hosts[h];
-            rt_slot *s =
-                table_put(r, &r->hosts, (uint32_t)hp->kind | (uint32_t)hp->port << 2, hp->name);
-            if (!s)
-                return oom(b);
-            if (s->value == UINT32_MAX && (s->value = new_bucket(b)) == RT_NO_LIST)
-                return oom(b);
-            if (file_match(b, s->value, rank) != 0)
-                return oom(b);
-        }
-    }
+    for (uint32_t rank = 0; rank < r->nmatchers; rank++)
+        if (file_rank(b, rank) != 0)
+            return oom(b);
     /* counting sort of the postings by list: each list stays in ascending rank order */
     r->postings = malloc((b->npost + 1) * sizeof(uint32_t));
     if (!r->postings)
         return oom(b);
+    r->npostings = (uint32_t)b->npost;
     r->bytes += (b->npost + 1) * sizeof(uint32_t) + r->nlists * sizeof(rt_list) +
                 r->nbuckets * sizeof(rt_bucket);
     for (size_t i = 0; i < b->npost; i++)
@@ -640,6 +783,102 @@ static int build_index(builder *b)
         bk->nlens++;
         r->lens[n++] = b->lens[i].len;
     }
+    r->nlens = n;
+    return 0;
+}
+
+static int copy_table(dp_router *r, rt_table *t, const rt_table *from)
+{
+    *t = *from;
+    if (!from->slots)
+        return 0;
+    size_t sz = (from->mask + 1) * sizeof(rt_slot);
+    t->slots = malloc(sz);
+    if (!t->slots)
+        return -1;
+    memcpy(t->slots, from->slots, sz);
+    r->bytes += sz;
+    return 0;
+}
+
+/* The index of prev, patched: its tables and lists copied (their keys point into the shared
+ * arena), the new sub-routes filed into them, and every list rewritten with the new ranks
+ * (a kept sub-route keeps its relative order, so each list stays ascending) merged with the
+ * new postings. Keys of routes gone stay, with empty lists: the next full build drops them. */
+static int patch_index(builder *b, const uint32_t *rank_map, const uint32_t *new_rank)
+{
+    dp_router *r = b->r;
+    const dp_router *prev = b->prev;
+    if (copy_table(r, &r->hosts, &prev->hosts) || copy_table(r, &r->prefixes, &prev->prefixes) ||
+        grow((void **)&r->buckets, &b->capbuckets, prev->nbuckets + 1, sizeof(rt_bucket)) ||
+        grow((void **)&r->lists, &b->caplists, prev->nlists + 1, sizeof(rt_list)))
+        return oom(b);
+    memcpy(r->buckets, prev->buckets, prev->nbuckets * sizeof(rt_bucket));
+    r->nbuckets = prev->nbuckets;
+    memcpy(r->lists, prev->lists, prev->nlists * sizeof(rt_list));
+    r->nlists = prev->nlists;
+    for (size_t j = 0; j < b->nnm; j++)
+        if (file_rank(b, new_rank[j]) != 0)
+            return oom(b);
+    sl_sort(b->post, b->npost, sizeof(bposting), cmp_bposting);
+
+    r->postings = malloc((prev->npostings + b->npost + 1) * sizeof(uint32_t));
+    if (!r->postings)
+        return oom(b);
+    uint32_t pos = 0;
+    size_t q = 0;
+    r->empty_lists = 0;
+    for (uint32_t l = 0; l < r->nlists; l++) {
+        uint32_t off = pos;
+        if (l < prev->nlists) {
+            const rt_list *ol = &prev->lists[l];
+            for (uint32_t i = 0; i < ol->n; i++) {
+                uint32_t nr = rank_map[prev->postings[ol->off + i]];
+                if (nr == UINT32_MAX)
+                    continue;
+                while (q < b->npost && b->post[q].list == l && b->post[q].rank < nr)
+                    r->postings[pos++] = b->post[q++].rank;
+                r->postings[pos++] = nr;
+            }
+        }
+        while (q < b->npost && b->post[q].list == l)
+            r->postings[pos++] = b->post[q++].rank;
+        r->lists[l] = (rt_list){off, pos - off};
+        r->empty_lists += pos == off;
+    }
+    r->npostings = pos;
+    r->bytes += (pos + 1) * sizeof(uint32_t) + r->nlists * sizeof(rt_list) +
+                r->nbuckets * sizeof(rt_bucket);
+
+    /* prefix lengths: prev's per bucket, merged with those of the keys added */
+    sl_sort(b->lens, b->nlens, sizeof(blen), cmp_blen);
+    r->lens = malloc((prev->nlens + b->nlens + 1) * sizeof(uint32_t));
+    if (!r->lens)
+        return oom(b);
+    uint32_t n = 0;
+    q = 0;
+    for (uint32_t bk = 0; bk < r->nbuckets; bk++) {
+        const uint32_t *old = NULL;
+        uint32_t no = 0, start = n;
+        if (bk < prev->nbuckets) {
+            old = prev->lens + prev->buckets[bk].lens_off;
+            no = prev->buckets[bk].nlens;
+        }
+        uint32_t i = 0;
+        while (i < no || (q < b->nlens && b->lens[q].bucket == bk)) {
+            uint32_t len;
+            if (q < b->nlens && b->lens[q].bucket == bk && (i == no || b->lens[q].len <= old[i]))
+                len = b->lens[q++].len;
+            else
+                len = old[i++];
+            if (n == start || r->lens[n - 1] != len)
+                r->lens[n++] = len;
+        }
+        r->buckets[bk].lens_off = start;
+        r->buckets[bk].nlens = n - start;
+    }
+    r->nlens = n;
+    r->bytes += (n + 1) * sizeof(uint32_t);
     return 0;
 }
 
@@ -650,7 +889,20 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-dp_router_builder *dp_router_builder_new(size_t n, char *err, size_t errlen)
+/* Whether prev's arena and index are worth building on: routes replaced leave their records
+ * in the shared chunks and their keys in the tables, so past a share of garbage the next
+ * router is built afresh (which also keeps the memory of a long run of changes bounded). */
+#define RT_GARBAGE_BYTES (1u << 20)
+#define RT_GARBAGE_LISTS 4096u
+
+static int reusable(const dp_router *prev)
+{
+    return prev && prev->arena <= 2 * prev->live + RT_GARBAGE_BYTES &&
+           prev->empty_lists <= prev->nlists / 4 + RT_GARBAGE_LISTS;
+}
+
+dp_router_builder *dp_router_builder_new_next(size_t n, const dp_router *prev, char *err,
+                                              size_t errlen)
 {
     builder *b = calloc(1, sizeof(*b));
     dp_router *r = calloc(1, sizeof(*r));
@@ -661,10 +913,38 @@ dp_router_builder *dp_router_builder_new(size_t n, char *err, size_t errlen)
         return NULL;
     }
     *b = (builder){.r = r, .cap = n, .t0 = now_ms(), .err = err, .errlen = errlen};
-    r->bytes = sizeof(*r);
-    r->routes = rt_alloc(r, (n + 1) * sizeof(rt_route));
+    r->nindex = (uint32_t)n;
+    r->by_index = calloc(n + 1, sizeof(*r->by_index));
+    r->bytes = sizeof(*r) + (n + 1) * sizeof(*r->by_index);
+    if (!r->by_index) {
+        oom(b);
+        dp_router_builder_abort(b);
+        return NULL;
+    }
+    if (reusable(prev)) {
+        b->prev = prev;
+        b->prev_to_new = malloc((prev->nindex + 1) * sizeof(uint32_t));
+        r->chunks = malloc((prev->nchunks + 16) * sizeof(rt_chunk *));
+        if (!b->prev_to_new || !r->chunks) {
+            oom(b);
+            dp_router_builder_abort(b);
+            return NULL;
+        }
+        memset(b->prev_to_new, 0xff, (prev->nindex + 1) * sizeof(uint32_t));
+        r->capchunks = prev->nchunks + 16;
+        for (uint32_t i = 0; i < prev->nchunks; i++) {
+            atomic_fetch_add_explicit(&prev->chunks[i]->refs, 1, memory_order_relaxed);
+            r->chunks[r->nchunks++] = prev->chunks[i];
+        }
+        r->arena = prev->arena;
+        r->bytes += prev->arena;
+        r->has_suffix = prev->has_suffix;
+        r->has_prefix = prev->has_prefix;
+        r->has_port = prev->has_port;
+        return b;
+    }
     /* most routes give one sub-route: sized once, the arrays rarely grow */
-    if (!r->routes || grow((void **)&b->bm, &b->capbm, n + 1, sizeof(bmatch)) ||
+    if (grow((void **)&b->nm, &b->capnm, n + 1, sizeof(rt_matcher)) ||
         grow((void **)&b->post, &b->cappost, n + 1, sizeof(bposting))) {
         oom(b);
         dp_router_builder_abort(b);
@@ -673,28 +953,60 @@ dp_router_builder *dp_router_builder_new(size_t n, char *err, size_t errlen)
     return b;
 }
 
+dp_router_builder *dp_router_builder_new(size_t n, char *err, size_t errlen)
+{
+    return dp_router_builder_new_next(n, NULL, err, errlen);
+}
+
 int dp_router_builder_add(dp_router_builder *b, size_t index, const dp_route_fields *f)
 {
-    if (b->r->nroutes >= b->cap) {
-        snprintf(b->err, b->errlen, "router: more routes than the builder was sized for");
+    dp_router *r = b->r;
+    if (index >= b->cap || r->by_index[index]) {
+        snprintf(b->err, b->errlen, "router: route position %zu out of range or taken", index);
         return -1;
     }
-    rt_route *rr = &b->r->routes[b->r->nroutes++];
-    rr->index = (int)index;
-    return build_route(b, rr, f);
+    size_t live0 = r->live;
+    rt_route *rr = rt_alloc(r, sizeof(rt_route));
+    if (!rr)
+        return oom(b);
+    if (build_route(b, rr, f, (int)index) != 0)
+        return -1;
+    rr->bytes = (uint32_t)(r->live - live0);
+    r->by_index[index] = rr;
+    r->nroutes++;
+    return 0;
+}
+
+int dp_router_builder_keep(dp_router_builder *b, size_t index, size_t prev_index,
+                           const dp_route_fields *f)
+{
+    dp_router *r = b->r;
+    const dp_router *prev = b->prev;
+    /* kept routes must keep their relative order (merge_matchers relies on it): positions
+     * that go backwards, or a route prev left out, are built again */
+    if (!prev || index >= b->cap || r->by_index[index] || prev_index >= prev->nindex ||
+        !prev->by_index[prev_index] || (b->nkept && prev_index <= b->last_kept) ||
+        (b->nkept && index <= b->last_kept_to))
+        return dp_router_builder_add(b, index, f);
+    const rt_route *rr = prev->by_index[prev_index];
+    r->by_index[index] = rr;
+    r->nroutes++;
+    r->live += rr->bytes;
+    b->prev_to_new[prev_index] = (uint32_t)index;
+    b->nkept++;
+    b->last_kept = prev_index;
+    b->last_kept_to = index;
+    return 0;
 }
 
 void dp_router_builder_abort(dp_router_builder *b)
 {
     if (!b)
         return;
-    /* regexes compiled so far belong to the matchers and headers built so far */
-    for (size_t i = 0; i < b->nbm; i++)
-        for (uint32_t k = 0; k < b->bm[i].m.nres; k++)
-            pcre2_code_free(b->bm[i].m.res[k]);
-    b->r->nmatchers = 0;
+    /* the regexes compiled so far belong to the arena chunks */
     dp_router_free(b->r);
-    free(b->bm);
+    free(b->prev_to_new);
+    free(b->nm);
     free(b->post);
     free(b->lens);
     free(b);
@@ -703,32 +1015,29 @@ void dp_router_builder_abort(dp_router_builder *b)
 dp_router *dp_router_builder_finish(dp_router_builder *b)
 {
     dp_router *r = b->r;
-    if (sort_matches(b) != 0) {
+    size_t nprev = b->prev ? b->prev->nmatchers : 0;
+    uint32_t *rank_map = malloc((nprev + 1) * sizeof(uint32_t));
+    uint32_t *new_rank = malloc((b->nnm + 1) * sizeof(uint32_t));
+    int rc = !rank_map || !new_rank || sort_new(b) != 0 || merge_matchers(b, rank_map, new_rank);
+    if (rc)
         oom(b);
+    else
+        rc = b->prev ? patch_index(b, rank_map, new_rank) : build_index(b);
+    free(rank_map);
+    free(new_rank);
+    if (rc) {
         dp_router_builder_abort(b);
         return NULL;
     }
-    if (build_index(b) != 0) {
-        dp_router_builder_abort(b);
-        return NULL;
-    }
-    r->nmatchers = (uint32_t)b->nbm;
-    r->matchers = rt_alloc(r, (b->nbm + 1) * sizeof(rt_matcher));
-    if (!r->matchers) {
-        r->nmatchers = 0;
-        oom(b);
-        dp_router_builder_abort(b);
-        return NULL;
-    }
-    for (size_t i = 0; i < b->nbm; i++)
-        r->matchers[i] = b->bm[i].m;
+    r->cur = NULL;
     r->build_ms = now_ms() - b->t0;
-    free(b->bm);
+    sl_info("router built: %u routes (%u sub-routes, %zu kept) in %.1f ms, %zu KB", r->nroutes,
+            r->nmatchers, b->nkept, r->build_ms, r->bytes / 1024);
+    free(b->prev_to_new);
+    free(b->nm);
     free(b->post);
     free(b->lens);
     free(b);
-    sl_info("router built: %u routes (%u sub-routes) in %.1f ms, %zu KB", r->nroutes, r->nmatchers,
-            r->build_ms, r->bytes / 1024);
     return r;
 }
 
@@ -756,24 +1065,17 @@ void dp_router_free(dp_router *r)
 {
     if (!r)
         return;
-    for (uint32_t i = 0; i < r->nmatchers; i++)
-        for (uint32_t k = 0; k < r->matchers[i].nres; k++)
-            pcre2_code_free(r->matchers[i].res[k]);
-    for (uint32_t i = 0; i < r->nroutes; i++)
-        for (uint32_t h = 0; h < r->routes[i].nhdrs; h++)
-            for (uint32_t v = 0; v < r->routes[i].hdrs[h].nvals; v++)
-                pcre2_code_free(r->routes[i].hdrs[h].vals[v].re);
+    free(r->by_index);
+    free(r->matchers);
     free(r->hosts.slots);
     free(r->prefixes.slots);
     free(r->buckets);
     free(r->lists);
     free(r->postings);
     free(r->lens);
-    while (r->chunks) {
-        rt_chunk *c = r->chunks;
-        r->chunks = c->next;
-        free(c);
-    }
+    for (uint32_t i = 0; i < r->nchunks; i++)
+        chunk_unref(r->chunks[i]);
+    free(r->chunks);
     free(r);
 }
 

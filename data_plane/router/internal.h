@@ -14,7 +14,10 @@
  *   buckets[]     per bucket: the lists of its regex matchers and of its path-less matchers.
  *   postings[]    all lists, back to back (uint32 ranks).
  *
- * Everything lives in one arena plus a few arrays; nothing is written after the build. */
+ * The routes and sub-routes live in an arena of refcounted chunks; the ordering and the index
+ * are plain arrays. A router built for the next generation shares the previous one's chunks
+ * (the routes that did not change are taken over as they are) and copies and patches its
+ * arrays. Nothing is written after the build. */
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -44,7 +47,24 @@ typedef struct {
 } rt_hrule;
 
 typedef struct {
-    int index;      /* position in the routes array given to dp_router_build */
+    int kind;
+    int port; /* 0: any */
+    rt_str name;
+} rt_host;
+
+/* One sub-route in Kong's sense: a route with its paths of one kind and length. */
+typedef struct {
+    uint64_t priority;
+    pcre2_code **res; /* regex group: the route's regexes in their order */
+    uint32_t nres;
+    uint32_t nprefixes;
+    rt_str *prefixes; /* plain paths of this group (all the same length) */
+} rt_sub;
+
+/* A compiled route. Immutable once built and kept in the arena, so the router of the next
+ * generation can take it over unchanged (see dp_router_builder_keep): nothing in it depends on
+ * the route's position or on the other routes. */
+typedef struct {
     int protocols;  /* DP_ROUTER_PROTO_* the route accepts when matching */
     const char *id; /* arena */
     long long created_at;
@@ -54,14 +74,19 @@ typedef struct {
     uint32_t nhdrs;
     rt_str *snis; /* lower case, trailing dot removed */
     uint32_t nsnis;
+    uint32_t nhosts;
+    rt_host *hosts;
+    rt_sub *subs;
+    uint32_t nsubs;
+    uint32_t bytes; /* arena bytes the route's records take (garbage accounting) */
 } rt_route;
 
-/* One sub-route in Kong's sense: a route with its paths of one kind and length. */
+/* A sub-route at its rank. */
 typedef struct {
     const rt_route *route;
-    uint64_t priority;
-    pcre2_code **res; /* regex group: the route's regexes in their order */
-    uint32_t nres;
+    const rt_sub *sub;
+    uint64_t priority; /* sub->priority, here for the ordering without a pointer chase */
+    int index;         /* the route's position in the routes array the router was built for */
 } rt_matcher;
 
 typedef struct {
@@ -91,7 +116,8 @@ typedef struct {
 typedef struct rt_chunk rt_chunk;
 
 struct dp_router {
-    rt_route *routes;
+    const rt_route **by_index; /* per route position: its record, NULL when left out */
+    uint32_t nindex;
     uint32_t nroutes;
     rt_matcher *matchers;
     uint32_t nmatchers;
@@ -101,10 +127,18 @@ struct dp_router {
     rt_list *lists; /* every candidate list, by id (prefix table values, bucket lists) */
     uint32_t nlists;
     uint32_t *postings;
+    uint32_t npostings;
     uint32_t *lens;
+    uint32_t nlens;
+    uint32_t empty_lists; /* lists left empty by routes gone (garbage of incremental builds) */
     int has_suffix, has_prefix, has_port; /* which host lookups are worth doing */
-    rt_chunk *chunks;                     /* the build arena */
-    size_t bytes;                         /* everything the router holds, for the log line */
+    /* the arena: refcounted chunks, shared with the routers built from this one */
+    rt_chunk **chunks;
+    uint32_t nchunks, capchunks;
+    rt_chunk *cur; /* the chunk new records go to (build only) */
+    size_t arena;  /* bytes of the chunks held */
+    size_t live;   /* bytes of them the router's routes use */
+    size_t bytes;  /* everything the router holds, for the log line */
     double build_ms;
 };
 

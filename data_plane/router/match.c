@@ -129,9 +129,10 @@ static void scan(const dp_router *r, uint32_t list, int kind, size_t plen,
         size_t end = plen;
         if (kind == 1) {
             uint32_t k = 0;
-            while (k < m->nres && !re_match(m->res[k], in->path, &end))
+            const rt_sub *sub = m->sub;
+            while (k < sub->nres && !re_match(sub->res[k], in->path, &end))
                 k++;
-            if (k == m->nres)
+            if (k == sub->nres)
                 continue;
         }
         if (!route_ok(m->route, in))
@@ -205,7 +206,7 @@ int dp_router_find(const dp_router *r, const dp_router_input *in, dp_router_matc
     scan_bucket(r, 0, in, &best);
     if (best.rank == UINT32_MAX)
         return -1;
-    out->route = r->matchers[best.rank].route->index;
+    out->route = r->matchers[best.rank].index;
     out->prefix_len = best.prefix_len;
     return 0;
 }
