@@ -813,9 +813,11 @@ static int patch_index(builder *b, const uint32_t *rank_map, const uint32_t *new
         grow((void **)&r->buckets, &b->capbuckets, prev->nbuckets + 1, sizeof(rt_bucket)) ||
         grow((void **)&r->lists, &b->caplists, prev->nlists + 1, sizeof(rt_list)))
         return oom(b);
-    memcpy(r->buckets, prev->buckets, prev->nbuckets * sizeof(rt_bucket));
+    if (prev->nbuckets) /* memcpy from NULL is undefined even for 0 bytes */
+        memcpy(r->buckets, prev->buckets, prev->nbuckets * sizeof(rt_bucket));
     r->nbuckets = prev->nbuckets;
-    memcpy(r->lists, prev->lists, prev->nlists * sizeof(rt_list));
+    if (prev->nlists)
+        memcpy(r->lists, prev->lists, prev->nlists * sizeof(rt_list));
     r->nlists = prev->nlists;
     for (size_t j = 0; j < b->nnm; j++)
         if (file_rank(b, new_rank[j]) != 0)
