@@ -30,7 +30,10 @@ struct cp_sync {
     int wake[2]; /* a byte written here wakes the thread (stop) */
     atomic_int stopping;
     atomic_llong built_version;
-    atomic_int full_wanted; /* a data plane waits for the full snapshot: build it now */
+    atomic_int full_wanted;  /* a data plane waits for the full snapshot: build it now */
+    pthread_t encoder;       /* the full encode in flight (build_full) */
+    int encoder_started;     /* encoder is joinable */
+    atomic_int encoder_busy; /* it has not finished */
 
     /* The builder thread's own state. */
     cp_config_model model;
@@ -99,29 +102,87 @@ static long long drain_notifications(PGconn *conn)
     return newest;
 }
 
-/* Encodes and hands over the full snapshot of the model's version. */
-static void build_full(cp_sync *sync, double read_ms)
+/* One full encode in flight, on its own thread: at 100,000 routes it takes about a second,
+ * and deltas must not wait behind it. It encodes a config object of its own (new arrays,
+ * shared rows: the model replaces rows, never changes one, and jansson counts references
+ * atomically), so the model moves on meanwhile. */
+typedef struct {
+    cp_sync *sync;
+    json_t *config, *plugins;
+    int64_t version;
+    size_t nroutes;
+    double read_ms;
+} full_job;
+
+static void *encoder_main(void *arg)
 {
-    cp_config_model *m = &sync->model;
+    full_job *job = arg;
+    cp_sync *sync = job->sync;
     double t0 = now_ms();
     sl_snapshot snap;
     char err[512];
-    if (cp_config_model_snapshot(m, &snap, err, sizeof(err))) {
-        sl_error("cannot encode snapshot version %lld: %s", (long long)m->version, err);
-        return;
+    if (sl_snapshot_encode(job->config, job->version, &snap, err, sizeof(err))) {
+        sl_error("cannot encode snapshot version %lld: %s", (long long)job->version, err);
+        json_decref(job->plugins);
+    } else {
+        double t1 = now_ms();
+        cp_snapshot_ref *ref =
+            cp_snapshot_ref_new(snap.version, snap.hash, snap.bytes, snap.len, job->plugins);
+        snap.bytes = NULL; /* the ref owns the bytes now */
+        sl_info("snapshot version %lld built: %zu routes, %zu bytes (%zu before compression), "
+                "read %.1f ms, encode %.1f ms",
+                (long long)snap.version, job->nroutes, snap.len, snap.canonical_len, job->read_ms,
+                t1 - t0);
+        sl_snapshot_free(&snap);
+        handoff(sync, ref);
     }
-    double t1 = now_ms();
-    cp_snapshot_ref *ref = cp_snapshot_ref_new(snap.version, snap.hash, snap.bytes, snap.len,
-                                               cp_config_model_plugins_used(m));
-    snap.bytes = NULL; /* the ref owns the bytes now */
-    sl_info("snapshot version %lld built: %zu routes, %zu bytes (%zu before compression), "
-            "read %.1f ms, encode %.1f ms",
-            (long long)snap.version, cp_config_model_count(m, "routes"), snap.len,
-            snap.canonical_len, read_ms, t1 - t0);
-    sl_snapshot_free(&snap);
+    json_decref(job->config);
+    free(job);
+    atomic_store(&sync->encoder_busy, 0);
+    ssize_t w = write(sync->wake[1], "e", 1); /* a full snapshot may be due again */
+    (void)w;
+    return NULL;
+}
+
+/* Starts encoding the full snapshot of the model's version. Returns 1 when started (or when it
+ * failed for good), 0 when the previous encode is still running: call again later. */
+static int build_full(cp_sync *sync, double read_ms)
+{
+    cp_config_model *m = &sync->model;
+    if (atomic_load(&sync->encoder_busy))
+        return 0;
+    if (sync->encoder_started) {
+        pthread_join(sync->encoder, NULL);
+        sync->encoder_started = 0;
+    }
+    full_job *job = calloc(1, sizeof(*job));
+    if (job) {
+        job->sync = sync;
+        job->config = cp_config_model_config(m);
+        job->plugins = cp_config_model_plugins_used(m);
+        job->version = m->version;
+        job->nroutes = cp_config_model_count(m, "routes");
+        job->read_ms = read_ms;
+    }
+    if (!job || !job->config) {
+        sl_error("cannot encode snapshot version %lld: out of memory", (long long)m->version);
+        if (job) {
+            json_decref(job->plugins);
+            free(job);
+        }
+        return 1;
+    }
     sync->full_version = m->version;
     sync->full_due_since = 0;
-    handoff(sync, ref);
+    atomic_store(&sync->encoder_busy, 1);
+    if (pthread_create(&sync->encoder, NULL, encoder_main, job) != 0) {
+        atomic_store(&sync->encoder_busy, 0);
+        encoder_main(job); /* no thread to be had: encode here */
+        atomic_store(&sync->encoder_busy, 0);
+        return 1;
+    }
+    sync->encoder_started = 1;
+    return 1;
 }
 
 /* Brings the model to the database's current version: the changes since the model's version,
@@ -296,7 +357,11 @@ static void *sync_main(void *arg)
             long long v = drain_notifications(conn);
             int full_due = sync->model.loaded && sync->full_version < sync->model.version;
             if (v == -1 && full_due && atomic_exchange(&sync->full_wanted, 0)) {
-                build_full(sync, sync->last_read_ms);
+                if (!build_full(sync, sync->last_read_ms)) {
+                    atomic_store(&sync->full_wanted, 1); /* after the encode in flight */
+                    if (wait_events(sync, PQsocket(conn), 20))
+                        break;
+                }
                 continue;
             }
             if (v == -1 && full_due) {
@@ -307,7 +372,9 @@ static void *sync_main(void *arg)
                     v = drain_notifications(conn);
                 }
                 if (v == -1 && now_ms() - sync->full_due_since >= FULL_DEFER_MS) {
-                    build_full(sync, sync->last_read_ms);
+                    if (!build_full(sync, sync->last_read_ms) &&
+                        wait_events(sync, PQsocket(conn), 20))
+                        break;
                     continue;
                 }
             } else if (v == -1) {
@@ -401,5 +468,7 @@ void cp_sync_stop(cp_sync *sync)
     ssize_t w = write(sync->wake[1], "x", 1);
     (void)w;
     pthread_join(sync->thread, NULL);
+    if (sync->encoder_started)
+        pthread_join(sync->encoder, NULL);
     uv_close((uv_handle_t *)&sync->handoff, free_sync);
 }
