@@ -54,7 +54,7 @@ def percentile(values, p):
 
 
 def dp_version(dp, session):
-    return int(session.get(dp.status_url + "/status", timeout=5).json()
+    return int(session.get(dp.status_url + "/status", timeout=60).json()
                .get("configuration_version") or 0)
 
 
