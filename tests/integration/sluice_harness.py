@@ -92,10 +92,20 @@ class PgCluster:
     def start(self):
         self._run_pg(["initdb", "-D", self.data, "-U", SUPERUSER, "--auth-local=trust",
                       "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync", "--locale=C.UTF-8"])
-        opts = ("-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=off -c synchronous_commit=off "
-                "-c full_page_writes=off -c max_connections=300" % (self.port, self.dir))
-        self._run_pg(["pg_ctl", "-D", self.data, "-l", self.log, "-o", opts, "-w", "-t", "60",
-                      "start"])
+        # free_port() only finds a port that was free a moment ago; on a busy machine another
+        # process may take it first, so a failed start tries a fresh port (twice more).
+        for attempt in range(3):
+            opts = ("-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=off "
+                    "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+                    % (self.port, self.dir))
+            try:
+                self._run_pg(["pg_ctl", "-D", self.data, "-l", self.log, "-o", opts, "-w", "-t",
+                              "60", "start"])
+                break
+            except subprocess.CalledProcessError:
+                if attempt == 2:
+                    raise
+                self.port = free_port()
         self.running = True
         self.psql("CREATE ROLE sluice LOGIN PASSWORD '%s'" % self.password)
         return self
