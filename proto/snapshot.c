@@ -425,29 +425,10 @@ static int skim_rows(sl_mp_reader *r, const char *name, uint32_t nlen, size_t ma
         return -1;
     }
     for (uint32_t i = 0; i < n; i++) {
-        const unsigned char *start = r->p;
-        uint32_t m;
-        char id[SL_UUID_LEN + 1] = "";
-        if (sl_mp_read_map(r, &m, err, errlen))
-            return -1;
-        for (uint32_t j = 0; j < m; j++) {
-            const char *k, *v;
-            uint32_t klen, vlen;
-            if (sl_mp_read_str(r, &k, &klen, err, errlen))
-                return -1;
-            if (key_is(k, klen, "id") && sl_mp_peek(r) == SL_MP_STR) {
-                if (sl_mp_read_str(r, &v, &vlen, err, errlen))
-                    return -1;
-                if (vlen <= SL_UUID_LEN) {
-                    memcpy(id, v, vlen);
-                    id[vlen] = '\0';
-                }
-            } else if (sl_mp_skip(r, err, errlen)) {
-                return -1;
-            }
-        }
+        char id[SL_UUID_LEN + 1];
         sl_digest d;
-        SHA256(start, (size_t)(r->p - start), d.b);
+        if (sl_snapshot_skim_row(r, id, &d, err, errlen))
+            return -1;
         if (id[0] && sl_row_digests_set(list, id, &d)) {
             snprintf(err, errlen, "out of memory decoding the snapshot");
             return -1;

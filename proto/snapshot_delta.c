@@ -354,35 +354,6 @@ static int grow(void **p, size_t *cap, size_t n, size_t elem)
     return 0;
 }
 
-/* The id of an unknown entity's row (a map), and its digest. */
-static int skim_row(sl_mp_reader *r, char id[SL_UUID_LEN + 1], sl_digest *d, char *err,
-                    size_t errlen)
-{
-    const unsigned char *start = r->p;
-    uint32_t m;
-    id[0] = '\0';
-    if (sl_mp_read_map(r, &m, err, errlen))
-        return -1;
-    for (uint32_t j = 0; j < m; j++) {
-        const char *k, *v;
-        uint32_t klen, vlen;
-        if (sl_mp_read_str(r, &k, &klen, err, errlen))
-            return -1;
-        if (key_is(k, klen, "id") && sl_mp_peek(r) == SL_MP_STR) {
-            if (sl_mp_read_str(r, &v, &vlen, err, errlen))
-                return -1;
-            if (vlen <= SL_UUID_LEN) {
-                memcpy(id, v, vlen);
-                id[vlen] = '\0';
-            }
-        } else if (sl_mp_skip(r, err, errlen)) {
-            return -1;
-        }
-    }
-    SHA256(start, (size_t)(r->p - start), d->b);
-    return 0;
-}
-
 /* Entity keys of one list (upsert or delete): each may appear once. */
 #define MAX_LIST_ENTITIES 96
 typedef struct {
@@ -470,7 +441,7 @@ static int read_upserts(sl_mp_reader *r, reader *rd, char *err, size_t errlen)
                     json_decref(errs);
                 }
             } else {
-                if (skim_row(r, u->id, &u->digest, err, errlen)) {
+                if (sl_snapshot_skim_row(r, u->id, &u->digest, err, errlen)) {
                     free(seen);
                     return -1;
                 }

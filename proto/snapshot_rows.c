@@ -182,3 +182,31 @@ fail:
     return NULL;
 }
 #undef WHERE
+
+int sl_snapshot_skim_row(sl_mp_reader *r, char id[SL_UUID_LEN + 1], sl_digest *d, char *err,
+                         size_t errlen)
+{
+    const unsigned char *start = r->p;
+    uint32_t m;
+    id[0] = '\0';
+    if (sl_mp_read_map(r, &m, err, errlen))
+        return -1;
+    for (uint32_t j = 0; j < m; j++) {
+        const char *k, *v;
+        uint32_t klen, vlen;
+        if (sl_mp_read_str(r, &k, &klen, err, errlen))
+            return -1;
+        if (klen == 2 && memcmp(k, "id", 2) == 0 && sl_mp_peek(r) == SL_MP_STR) {
+            if (sl_mp_read_str(r, &v, &vlen, err, errlen))
+                return -1;
+            if (vlen <= SL_UUID_LEN) {
+                memcpy(id, v, vlen);
+                id[vlen] = '\0';
+            }
+        } else if (sl_mp_skip(r, err, errlen)) {
+            return -1;
+        }
+    }
+    SHA256(start, (size_t)(r->p - start), d->b);
+    return 0;
+}

@@ -41,6 +41,12 @@ json_t *sl_snapshot_read_row(sl_mp_reader *r, const sl_entity *e, unsigned char 
                              sl_digest *digest, const char *prefix, uint32_t index, char *err,
                              size_t errlen);
 
+/* Reads one row of an entity this node does not know (a map, not validated): its "id" into id
+ * ("" when absent, not a string or longer than a uuid) and the sha256 of its bytes into d, for
+ * the config hash. 0, or -1 with err when it is not a well-formed map. */
+int sl_snapshot_skim_row(sl_mp_reader *r, char id[SL_UUID_LEN + 1], sl_digest *d, char *err,
+                         size_t errlen);
+
 /* The entity named by the msgpack string k (klen bytes), or NULL; *index: its position in
  * sl_entities. */
 const sl_entity *sl_snapshot_entity_named(const char *k, uint32_t klen, size_t *index);
