@@ -2,11 +2,11 @@
 #include "proto/config_hash.h"
 
 #include <openssl/evp.h>
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto/digest.h"
 #include "proto/snapshot_rows.h"
 #include "proto/sort.h"
 
@@ -136,7 +136,7 @@ void sl_config_hash_ext(const sl_row_digests *per_entity, const sl_extra_digests
             order[n++] = (named_rows){extra[x].name, &extra[x].rows};
     sl_sort(order, n, sizeof(*order), named_cmp);
 
-    unsigned char md[SHA256_DIGEST_LENGTH];
+    unsigned char md[32];
     unsigned int mdlen = 0;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
@@ -174,9 +174,11 @@ int sl_row_digest(const sl_entity *e, const json_t *row, sl_digest *out, char *e
     size_t len;
     if (sl_snapshot_pack_row(e, row, &bytes, &len, err, errlen))
         return -1;
-    SHA256(bytes, len, out->b);
+    int rc = sl_sha256(bytes, len, out->b);
     free(bytes);
-    return 0;
+    if (rc)
+        snprintf(err, errlen, "out of memory hashing %s", e->name);
+    return rc;
 }
 
 int sl_config_digests(const json_t *config, sl_row_digests *per_entity, char *err, size_t errlen)

@@ -3,6 +3,7 @@
 #include "proto/sort.h"
 #include "proto/snapshot.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,8 +15,8 @@
 #include "proto/msgpack_json.h"
 #include "proto/parallel.h"
 #include "proto/schema.h"
+#include "proto/snapshot_check.h"
 #include "proto/snapshot_rows.h"
-#include <openssl/sha.h>
 
 typedef struct {
     const char *id;
@@ -66,8 +67,8 @@ static int pack_entity_rows(msgpack_packer *pk, sl_sbuf *buf, const sl_entity *e
         rc = sl_snapshot_pack_row_into(pk, e, refs[i].row, refs[i].id, vals, err, errlen);
         if (rc == 0 && !buf->oom) {
             sl_digest d;
-            SHA256((const unsigned char *)buf->sb.data + start, buf->sb.size - start, d.b);
-            if (sl_row_digests_set(digests, refs[i].id, &d)) {
+            if (sl_sha256(buf->sb.data + start, buf->sb.size - start, d.b) ||
+                sl_row_digests_set(digests, refs[i].id, &d)) {
                 snprintf(err, errlen, "%s %s: id too long or out of memory", e->name, refs[i].id);
                 rc = -1;
             }
@@ -310,28 +311,6 @@ int sl_snapshot_peek(const unsigned char *bytes, size_t len, int64_t *version,
 
 /* ---- canonical decoding ---- */
 
-/* Collects per-entity reasons, keeping at most SL_SNAPSHOT_MAX_REASONS of them but counting
- * all, and remembering the first as text for err. */
-typedef struct {
-    json_t *list;
-    size_t count;
-    char first[512];
-} sl_reasons;
-
-static void reason_add(sl_reasons *rs, const sl_entity *e, const char *id, json_t *fields,
-                       const char *text)
-{
-    if (rs->count == 0)
-        snprintf(rs->first, sizeof(rs->first), "%s %s: %s", e->name, id ? id : "(no id)", text);
-    rs->count++;
-    if (json_array_size(rs->list) < SL_SNAPSHOT_MAX_REASONS) {
-        json_array_append_new(rs->list, json_pack("{s:s, s:o?, s:o}", "entity", e->name, "id",
-                                                  id ? json_string(id) : NULL, "errors", fields));
-    } else {
-        json_decref(fields);
-    }
-}
-
 static int row_id_cmp(const void *a, const void *b)
 {
     const char *x = json_string_value(json_object_get(*(json_t *const *)a, "id"));
@@ -358,6 +337,102 @@ static int sort_rows(json_t *rows)
     return rc;
 }
 
+/* Reads rows [0, n) serially into rows[] and their digests into d[]. 0, or -1 with err (rows
+ * read so far stay in rows[] for the caller to free). */
+static int read_serial(sl_mp_reader *r, const sl_entity *e, uint32_t n, json_t **rows, sl_digest *d,
+                       char *err, size_t errlen)
+{
+    /* which fields a row already set: a duplicate key is refused, not silently replaced */
+    unsigned char *seen = malloc(e->nfields ? e->nfields : 1);
+    if (!seen) {
+        snprintf(err, errlen, "out of memory decoding %s", e->name);
+        return -1;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        rows[i] = sl_snapshot_read_row(r, e, seen, &d[i], "", i, err, errlen);
+        if (!rows[i]) {
+            free(seen);
+            return -1;
+        }
+    }
+    free(seen);
+    return 0;
+}
+
+/* Rows read on several threads: each row's bytes are found first (a skim, no allocation),
+ * then disjoint ranges are turned into JSON at once. */
+typedef struct {
+    const sl_entity *e;
+    const unsigned char *base, **starts; /* n + 1 row boundaries */
+    json_t **rows;
+    sl_digest *d;
+    pthread_mutex_t lock;
+    size_t bad; /* lowest row that failed, or n */
+    char err[512];
+} sl_rows_job;
+
+static void read_range(void *arg, size_t begin, size_t end)
+{
+    sl_rows_job *job = arg;
+    char err[512];
+    unsigned char *seen = malloc(job->e->nfields ? job->e->nfields : 1);
+    for (size_t i = begin; i < end; i++) {
+        sl_mp_reader r = {.base = job->base, .p = job->starts[i], .end = job->starts[i + 1]};
+        if (!seen)
+            snprintf(err, sizeof(err), "out of memory decoding %s", job->e->name);
+        else
+            job->rows[i] = sl_snapshot_read_row(&r, job->e, seen, &job->d[i], "", (uint32_t)i, err,
+                                                sizeof(err));
+        if (!job->rows[i]) {
+            pthread_mutex_lock(&job->lock);
+            if (i < job->bad) {
+                job->bad = i;
+                snprintf(job->err, sizeof(job->err), "%s", err);
+            }
+            pthread_mutex_unlock(&job->lock);
+            break;
+        }
+    }
+    free(seen);
+}
+
+/* Below this many rows one thread is faster than starting others. */
+#define SL_READ_PARALLEL_MIN 4096
+#define SL_READ_PARALLEL_CHUNK 1024
+#define SL_READ_PARALLEL_THREADS 4
+
+/* read_serial on several threads; the error reported is the first row's that fails, as
+ * read_serial's would be. */
+static int read_parallel(sl_mp_reader *r, const sl_entity *e, uint32_t n, json_t **rows,
+                         sl_digest *d, char *err, size_t errlen)
+{
+    sl_rows_job job = {.e = e, .base = r->base, .rows = rows, .d = d, .bad = n};
+    job.starts = malloc(((size_t)n + 1) * sizeof(*job.starts));
+    if (!job.starts) {
+        snprintf(err, errlen, "out of memory decoding %s", e->name);
+        return -1;
+    }
+    sl_mp_reader skim = *r;
+    for (uint32_t i = 0; i < n; i++) {
+        job.starts[i] = skim.p;
+        if (sl_mp_skip(&skim, err, errlen)) { /* damaged bytes: the serial reader says where */
+            free(job.starts);
+            return read_serial(r, e, n, rows, d, err, errlen);
+        }
+    }
+    job.starts[n] = skim.p;
+    pthread_mutex_init(&job.lock, NULL);
+    sl_parallel_for(n, SL_READ_PARALLEL_CHUNK, SL_READ_PARALLEL_THREADS, read_range, &job);
+    pthread_mutex_destroy(&job.lock);
+    free(job.starts);
+    if (job.bad < n) {
+        snprintf(err, errlen, "%s", job.err);
+        return -1;
+    }
+    r->p = skim.p;
+    return 0;
+}
+
 /* Reads one entity's array of rows into a new JSON array, dropping fields this node's schema
  * does not know (a newer control plane may send them), and each row's digest into digests. A
  * row without a usable id gets no digest: the hash check or validation refuses it. */
@@ -371,39 +446,47 @@ static json_t *read_rows(sl_mp_reader *r, const sl_entity *e, size_t max_rows,
         snprintf(err, errlen, "%s: %u rows, over the limit of %zu", e->name, n, max_rows);
         return NULL;
     }
-    /* which fields a row already set: a duplicate key is refused, not silently replaced */
-    unsigned char *seen = malloc(e->nfields ? e->nfields : 1);
-    json_t *rows = seen ? json_array() : NULL;
+    json_t **v = calloc(n ? n : 1, sizeof(*v));
+    sl_digest *d = malloc((n ? n : 1) * sizeof(*d));
+    json_t *rows = NULL;
+    uint32_t i = 0;
+    if (!v || !d) {
+        snprintf(err, errlen, "out of memory decoding %s", e->name);
+        goto out;
+    }
+    if ((n >= SL_READ_PARALLEL_MIN ? read_parallel : read_serial)(r, e, n, v, d, err, errlen))
+        goto out;
+    rows = json_array();
     const char *prev = NULL;
     int sorted = 1;
-    for (uint32_t i = 0; rows && i < n; i++) {
-        sl_digest d;
-        json_t *row = sl_snapshot_read_row(r, e, seen, &d, "", i, err, errlen);
-        if (!row)
-            goto fail;
-        if (json_array_append_new(rows, row))
-            goto oom;
+    for (; rows && i < n; i++) {
+        json_t *row = v[i];
         const char *id = json_string_value(json_object_get(row, "id"));
-        if (id && strlen(id) <= SL_UUID_LEN && sl_row_digests_set(digests, id, &d))
-            goto oom;
+        if (json_array_append_new(rows, row) ||
+            (id && strlen(id) <= SL_UUID_LEN && sl_row_digests_set(digests, id, &d[i]))) {
+            i++; /* appended (or freed by a failed append): no longer ours */
+            json_decref(rows);
+            rows = NULL;
+            break;
+        }
         if (sorted && i > 0 && (!id || !prev || strcmp(prev, id) >= 0))
             sorted = 0;
         prev = id;
     }
-    if (!rows)
-        goto oom;
     /* Rows in id order are what deltas are applied to (binary search): a sender that did not
      * sort them (not this control plane) is put in order here. */
-    if (!sorted && sort_rows(rows))
-        goto oom;
-    free(seen);
+    if (rows && !sorted && sort_rows(rows)) {
+        json_decref(rows);
+        rows = NULL;
+    }
+    if (!rows)
+        snprintf(err, errlen, "out of memory decoding %s", e->name);
+out:
+    for (; v && i < n; i++)
+        json_decref(v[i]);
+    free(v);
+    free(d);
     return rows;
-oom:
-    snprintf(err, errlen, "out of memory decoding %s", e->name);
-fail:
-    free(seen);
-    json_decref(rows);
-    return NULL;
 }
 
 /* Rows of an entity this node does not know: only their ids and digests are kept (for the
@@ -525,144 +608,6 @@ fail:
     return -1;
 }
 
-/* Sorted ids of one entity, for reference checks by binary search. */
-typedef struct {
-    const char **ids;
-    size_t n;
-} sl_id_index;
-
-static int str_cmp(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-static const char *row_id(const json_t *row)
-{
-    return json_string_value(json_object_get(row, "id"));
-}
-
-/* One row to validate, and what validation said about it. */
-typedef struct {
-    const sl_entity *e;
-    json_t *row;
-    json_t *errs; /* fields object when invalid */
-    int count;    /* number of violations; 0: valid */
-} sl_row_check;
-
-static void validate_range(void *arg, size_t begin, size_t end)
-{
-    sl_row_check *checks = arg;
-    for (size_t i = begin; i < end; i++) {
-        sl_row_check *c = &checks[i];
-        c->count = sl_schema_validate(c->e, c->row, SL_VALIDATE_JSON, &c->errs);
-    }
-}
-
-/* Rows are independent and validation is CPU-bound, so a large snapshot is validated on a
- * few cores (the schema code keeps no shared mutable state); below this many rows a single
- * thread is faster than starting others. */
-#define SL_PARALLEL_MIN_ROWS 4096
-#define SL_PARALLEL_CHUNK 512
-#define SL_PARALLEL_THREADS 4
-
-/* Validates every row of every entity with the schema, then indexes ids (refusing
- * duplicates). Reasons are added in entity and row order whatever the threads did. */
-static int validate_all(json_t *cfg, sl_id_index *index, sl_reasons *rs)
-{
-    size_t total = 0;
-    for (size_t x = 0; x < sl_entity_count; x++)
-        total += json_array_size(json_object_get(cfg, sl_entities[x]->name));
-    sl_row_check *checks = calloc(total ? total : 1, sizeof(*checks));
-    if (!checks)
-        return -1;
-    size_t k = 0;
-    for (size_t x = 0; x < sl_entity_count; x++) {
-        json_t *rows = json_object_get(cfg, sl_entities[x]->name);
-        for (size_t i = 0; i < json_array_size(rows); i++, k++) {
-            checks[k].e = sl_entities[x];
-            checks[k].row = json_array_get(rows, i);
-        }
-    }
-    if (total >= SL_PARALLEL_MIN_ROWS)
-        sl_parallel_for(total, SL_PARALLEL_CHUNK, SL_PARALLEL_THREADS, validate_range, checks);
-    else
-        validate_range(checks, 0, total);
-
-    int rc = 0;
-    k = 0;
-    for (size_t x = 0; x < sl_entity_count; x++) {
-        const sl_entity *e = sl_entities[x];
-        size_t n = json_array_size(json_object_get(cfg, e->name));
-        sl_id_index *idx = &index[x];
-        idx->ids = malloc((n ? n : 1) * sizeof(*idx->ids));
-        idx->n = 0;
-        for (size_t i = 0; i < n; i++, k++) {
-            sl_row_check *c = &checks[k];
-            const char *id = row_id(c->row);
-            if (c->count) {
-                char *msg = sl_schema_violation_message(c->errs, c->count);
-                reason_add(rs, e, id, c->errs ? c->errs : json_object(),
-                           msg ? msg : "schema violation");
-                free(msg);
-            } else {
-                json_decref(c->errs);
-            }
-            if (!id && !c->count) /* the store always sets id (SL_F_AUTO): a row without
-                                     one cannot be referenced, diffed or reported */
-                reason_add(rs, e, NULL, json_pack("{s:s}", "id", "required field missing"),
-                           "id: required field missing");
-            if (id && idx->ids)
-                idx->ids[idx->n++] = id;
-        }
-        if (!idx->ids) {
-            rc = -1;
-            continue;
-        }
-        sl_sort(idx->ids, idx->n, sizeof(*idx->ids), str_cmp);
-        for (size_t i = 1; i < idx->n; i++) {
-            if (strcmp(idx->ids[i - 1], idx->ids[i]) == 0)
-                reason_add(rs, e, idx->ids[i], json_pack("{s:s}", "id", "duplicate id in snapshot"),
-                           "duplicate id in snapshot");
-        }
-    }
-    free(checks);
-    return rc;
-}
-
-static int id_present(const sl_id_index *idx, const char *id)
-{
-    return bsearch(&id, idx->ids, idx->n, sizeof(*idx->ids), str_cmp) != NULL;
-}
-
-/* Every non-null FOREIGN field must name a row of its entity in this snapshot. */
-static void check_references(const json_t *cfg, const sl_id_index *index, sl_reasons *rs)
-{
-    for (size_t x = 0; x < sl_entity_count; x++) {
-        const sl_entity *e = sl_entities[x];
-        const json_t *rows = json_object_get(cfg, e->name);
-        for (size_t k = 0; k < e->nfields; k++) {
-            const sl_field *f = &e->fields[k];
-            if (f->type != SL_T_FOREIGN || !f->ref)
-                continue;
-            size_t t = 0;
-            while (t < sl_entity_count && strcmp(sl_entities[t]->name, f->ref) != 0)
-                t++;
-            for (size_t i = 0; i < json_array_size(rows); i++) {
-                const json_t *row = json_array_get(rows, i);
-                const char *ref =
-                    json_string_value(json_object_get(json_object_get(row, f->name), "id"));
-                if (!ref || (t < sl_entity_count && id_present(&index[t], ref)))
-                    continue;
-                char msg[256];
-                snprintf(msg, sizeof(msg), "references %s id %s, which is not in the snapshot",
-                         f->ref, ref);
-                const char *id = row_id(row);
-                reason_add(rs, e, id, json_pack("{s:s}", f->name, msg), msg);
-            }
-        }
-    }
-}
-
 int sl_snapshot_decode_set(const unsigned char *bytes, size_t len, const sl_snapshot_limits *limits,
                            json_t **config, int64_t *version, char hash[SL_SNAPSHOT_HASH_HEX],
                            sl_digest_set *digests, json_t **errors, char *err, size_t errlen)
@@ -723,43 +668,25 @@ int sl_snapshot_decode_set(const unsigned char *bytes, size_t len, const sl_snap
         return -1;
     }
 
-    sl_reasons rs = {.list = json_array()};
-    sl_id_index *index = calloc(sl_entity_count, sizeof(*index));
-    if (!rs.list || !index) {
-        snprintf(err, errlen, "out of memory validating the snapshot");
-        rc = -1;
-        goto out;
-    }
-    if (validate_all(cfg, index, &rs)) {
-        snprintf(err, errlen, "out of memory validating the snapshot");
-        rc = -1;
-        goto out;
-    }
-    check_references(cfg, index, &rs);
-    if (rs.count) {
-        if (rs.count == 1)
-            snprintf(err, errlen, "invalid snapshot: %s", rs.first);
+    json_t *reasons = NULL;
+    char first[512];
+    long bad = sl_snapshot_check(cfg, &reasons, first, sizeof(first));
+    if (bad) {
+        if (bad < 0)
+            snprintf(err, errlen, "out of memory validating the snapshot");
+        else if (bad == 1)
+            snprintf(err, errlen, "invalid snapshot: %s", first);
         else
-            snprintf(err, errlen, "invalid snapshot: %zu invalid entities, first: %s", rs.count,
-                     rs.first);
-        rc = -1;
-        goto out;
-    }
-out:
-    if (index)
-        for (size_t x = 0; x < sl_entity_count; x++)
-            free(index[x].ids);
-    free(index);
-    if (rc) {
+            snprintf(err, errlen, "invalid snapshot: %ld invalid entities, first: %s", bad, first);
         sl_digest_set_free(&set);
         json_decref(cfg);
-        if (errors && json_array_size(rs.list))
-            *errors = rs.list;
+        if (errors && json_array_size(reasons))
+            *errors = reasons;
         else
-            json_decref(rs.list);
+            json_decref(reasons);
         return -1;
     }
-    json_decref(rs.list);
+    json_decref(reasons);
     if (digests)
         *digests = set;
     else

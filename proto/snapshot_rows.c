@@ -1,10 +1,11 @@
 /* Canonical rows (proto/snapshot_rows.h). */
 #include "proto/snapshot_rows.h"
 
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "proto/digest.h"
 
 int sl_sbuf_write(void *data, const char *buf, size_t len)
 {
@@ -175,7 +176,10 @@ json_t *sl_snapshot_read_row(sl_mp_reader *r, const sl_entity *e, unsigned char 
             goto fail;
         }
     }
-    SHA256(start, (size_t)(r->p - start), digest->b);
+    if (sl_sha256(start, (size_t)(r->p - start), digest->b)) {
+        snprintf(err, errlen, "out of memory decoding %s", WHERE());
+        goto fail;
+    }
     return row;
 fail:
     json_decref(row);
@@ -207,6 +211,9 @@ int sl_snapshot_skim_row(sl_mp_reader *r, char id[SL_UUID_LEN + 1], sl_digest *d
             return -1;
         }
     }
-    SHA256(start, (size_t)(r->p - start), d->b);
+    if (sl_sha256(start, (size_t)(r->p - start), d->b)) {
+        snprintf(err, errlen, "out of memory decoding the snapshot");
+        return -1;
+    }
     return 0;
 }

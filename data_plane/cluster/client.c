@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "data_plane/cluster/apply_queue.h"
 #include "proto/cluster_msg.h"
 #include "proto/snapshot_delta.h"
 #include "proto/digest.h"
@@ -79,6 +80,7 @@ struct dp_cluster_client {
     size_t out_count;
     char tls_refusal[200];  /* why we refused the control plane's certificate, for the log */
     struct lws *killed_wsi; /* an attempt the watchdog gave up: its late callbacks are ignored */
+    dp_apply_queue *applying;
 };
 
 static void lws_log_emit(int level, const char *line)
@@ -262,69 +264,101 @@ static void rx_reset(dp_cluster_client *c)
     c->rx_head_len = 0;
 }
 
-static void on_snapshot(dp_cluster_client *c, const unsigned char *bytes, size_t len)
-{
-    int64_t version, cur_version;
-    char hash[65], cur_hash[65], err[1024];
-    if (sl_cmsg_peek_snapshot(bytes, len, &version, hash)) {
-        sl_warn("cluster: received a snapshot without a readable version; rejected");
-        send_error(c, 0, "", "snapshot envelope unreadable (no version)", NULL);
-        return;
-    }
-    current(c, &cur_version, cur_hash);
-    if (hash[0] && strcmp(hash, cur_hash) == 0 && version == cur_version) {
-        /* Same config at the same version (e.g. after a reconnect): nothing to rebuild. The
-         * hash names content only, so the same content at a new version is applied: the
-         * version the data plane reports must move on. */
-        send_ack(c, version, hash);
-        return;
-    }
-    json_t *errors = NULL;
-    err[0] = 0;
-    int rc = c->cb.apply ? c->cb.apply(c->cb.arg, bytes, len, err, sizeof(err), &errors) : -1;
-    if (rc == 0) {
-        current(c, &cur_version, cur_hash);
-        sl_notice("cluster: applied config version %lld", (long long)version);
-        send_ack(c, cur_hash[0] ? cur_version : version, cur_hash[0] ? cur_hash : hash);
-    } else {
-        sl_warn("cluster: rejected config version %lld: %s (still serving version %lld)",
-                (long long)version, err[0] ? err : "apply failed", (long long)cur_version);
-        send_error(c, version, hash, err[0] ? err : "apply failed", errors);
-    }
-    json_decref(errors);
-}
+/* ---- applying config (data_plane/cluster/apply_queue.h) ---- */
 
-/* A delta applies only to the config it was made from; anything else is answered with an
- * error, which makes the control plane send the whole snapshot instead. */
-static void on_delta(dp_cluster_client *c, const unsigned char *bytes, size_t len)
+/* On the loop before a snapshot or delta is applied: unreadable envelopes are refused and the
+ * config already serving is acknowledged, without work. */
+static int apply_prepare(void *arg, dp_apply_job *j)
 {
-    int64_t base_version, version, cur_version;
-    char base_hash[65], hash[65], cur_hash[65], err[1024];
-    if (sl_delta_peek(bytes, len, &base_version, base_hash, &version, hash)) {
+    dp_cluster_client *c = arg;
+    int64_t cur_version;
+    char cur_hash[65];
+    if (j->kind == DP_APPLY_SNAPSHOT) {
+        if (sl_cmsg_peek_snapshot(j->bytes, j->len, &j->version, j->hash)) {
+            sl_warn("cluster: received a snapshot without a readable version; rejected");
+            send_error(c, 0, "", "snapshot envelope unreadable (no version)", NULL);
+            return 0;
+        }
+        current(c, &cur_version, cur_hash);
+        if (j->hash[0] && strcmp(j->hash, cur_hash) == 0 && j->version == cur_version) {
+            /* Same config at the same version (e.g. after a reconnect): nothing to rebuild.
+             * The hash names content only, so the same content at a new version is applied:
+             * the version the data plane reports must move on. */
+            send_ack(c, j->version, j->hash);
+            return 0;
+        }
+        return 1;
+    }
+    char base_hash[65];
+    if (sl_delta_peek(j->bytes, j->len, &j->base_version, base_hash, &j->version, j->hash)) {
         sl_warn("cluster: received an unreadable delta; rejected");
         send_error(c, 0, "", "delta envelope unreadable", NULL);
-        return;
+        return 0;
     }
     current(c, &cur_version, cur_hash);
-    if (strcmp(hash, cur_hash) == 0 && version == cur_version) {
-        send_ack(c, version, hash);
-        return;
+    if (strcmp(j->hash, cur_hash) == 0 && j->version == cur_version) {
+        send_ack(c, j->version, j->hash);
+        return 0;
     }
-    json_t *errors = NULL;
-    err[0] = 0;
-    int rc = c->cb.apply_delta ? c->cb.apply_delta(c->cb.arg, bytes, len, err, sizeof(err), &errors)
-                               : -1;
-    if (rc == 0) {
-        sl_info("cluster: applied config version %lld (delta from %lld)", (long long)version,
-                (long long)base_version);
-        send_ack(c, version, hash);
+    return 1;
+}
+
+/* On a work thread: only the application callbacks (a copy owned by the queue) are used. */
+static void apply_work(void *work_arg, dp_apply_job *j)
+{
+    const dp_cluster_callbacks *cb = work_arg;
+    if (j->kind == DP_APPLY_SNAPSHOT)
+        j->rc = cb->apply ? cb->apply(cb->arg, j->bytes, j->len, j->err, sizeof(j->err), &j->errors)
+                          : -1;
+    else /* A delta applies only to the config it was made from; anything else is answered
+            with an error, which makes the control plane send the whole snapshot. */
+        j->rc = cb->apply_delta
+                    ? cb->apply_delta(cb->arg, j->bytes, j->len, j->err, sizeof(j->err), &j->errors)
+                    : -1;
+}
+
+static void apply_done(void *arg, dp_apply_job *j)
+{
+    dp_cluster_client *c = arg;
+    int64_t cur_version;
+    char cur_hash[65];
+    current(c, &cur_version, cur_hash);
+    if (j->kind == DP_APPLY_SNAPSHOT && j->rc == 0) {
+        sl_notice("cluster: applied config version %lld", (long long)j->version);
+        send_ack(c, cur_hash[0] ? cur_version : j->version, cur_hash[0] ? cur_hash : j->hash);
+    } else if (j->rc == 0) {
+        sl_info("cluster: applied config version %lld (delta from %lld)", (long long)j->version,
+                (long long)j->base_version);
+        send_ack(c, j->version, j->hash);
     } else {
-        sl_warn("cluster: rejected the delta to config version %lld: %s (still serving version "
-                "%lld)",
-                (long long)version, err[0] ? err : "delta not supported", (long long)cur_version);
-        send_error(c, version, hash, err[0] ? err : "delta not supported", errors);
+        const char *why = j->err[0]                      ? j->err
+                          : j->kind == DP_APPLY_SNAPSHOT ? "apply failed"
+                                                         : "delta not supported";
+        sl_warn("cluster: rejected %s config version %lld: %s (still serving version %lld)",
+                j->kind == DP_APPLY_SNAPSHOT ? "the snapshot of" : "the delta to",
+                (long long)j->version, why, (long long)cur_version);
+        send_error(c, j->version, j->hash, why, j->errors);
     }
-    json_decref(errors);
+}
+
+static void free_callbacks(void *work_arg)
+{
+    free(work_arg);
+}
+
+static void queue_apply(dp_cluster_client *c, dp_apply_kind kind, const unsigned char *bytes,
+                        size_t len)
+{
+    if (dp_apply_queue_push(c->applying, kind, bytes, len) == 0)
+        return;
+    /* dropped: say so, so that the control plane sends the whole config */
+    int64_t version = 0, base_version;
+    char hash[65] = "", base_hash[65];
+    if (kind == DP_APPLY_SNAPSHOT)
+        sl_cmsg_peek_snapshot(bytes, len, &version, hash);
+    else
+        sl_delta_peek(bytes, len, &base_version, base_hash, &version, hash);
+    send_error(c, version, hash, "too many config messages waiting to be applied; dropped", NULL);
 }
 
 static void on_message(dp_cluster_client *c, const unsigned char *bytes, size_t len)
@@ -335,12 +369,8 @@ static void on_message(dp_cluster_client *c, const unsigned char *bytes, size_t 
         sl_warn("cluster: unreadable message from the control plane: %s", err);
         return;
     }
-    if (t == SL_CMSG_SNAPSHOT) {
-        on_snapshot(c, bytes, len);
-        return;
-    }
-    if (t == SL_CMSG_DELTA) {
-        on_delta(c, bytes, len);
+    if (t == SL_CMSG_SNAPSHOT || t == SL_CMSG_DELTA) {
+        queue_apply(c, t == SL_CMSG_SNAPSHOT ? DP_APPLY_SNAPSHOT : DP_APPLY_DELTA, bytes, len);
         return;
     }
     if (t == SL_CMSG_REFUSED) {
@@ -646,6 +676,7 @@ static const struct lws_protocols protocols[] = {
 
 static void client_free(dp_cluster_client *c)
 {
+    dp_apply_queue_stop(c->applying);
     out_clear(c);
     rx_reset(c);
     free(c->cert);
@@ -741,6 +772,16 @@ dp_cluster_client *dp_cluster_client_start(uv_loop_t *loop, const sl_settings *s
     c->cp_port = addr.port;
     long long maxp = sl_settings_int(s, "cluster_max_payload");
     c->max_payload = maxp > 0 ? (size_t)maxp : 64u * 1024 * 1024;
+    dp_cluster_callbacks *wcb = malloc(sizeof(*wcb));
+    if (wcb)
+        *wcb = *cb;
+    dp_apply_queue_ops ops = {apply_prepare, apply_work, apply_done, c, wcb, free_callbacks};
+    /* deltas waiting behind a snapshot: the size of one more whole config */
+    if (!wcb || !(c->applying = dp_apply_queue_new(loop, &ops, c->max_payload))) {
+        free(wcb);
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     c->idle.secs_since_valid_ping = 15;
     c->idle.secs_since_valid_hangup = 30;
 
@@ -786,6 +827,11 @@ fail:
 int dp_cluster_client_connected(const dp_cluster_client *c)
 {
     return c && c->state == ST_CONNECTED;
+}
+
+int64_t dp_cluster_client_applying(const dp_cluster_client *c)
+{
+    return c ? dp_apply_queue_running_version(c->applying) : -1;
 }
 
 static void reaper_closed(uv_handle_t *h)

@@ -29,6 +29,10 @@ static int have_digests;
 /* the status listener reads current from the control thread too; the lock is off the proxy
  * hot path (workers get generations through their own pointers) */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+/* One apply at a time, whichever thread asks: the cluster client applies on a work thread
+ * while a SIGHUP reload runs on the control loop. Recursive: a declarative load applies
+ * through dp_config_apply_json. */
+static pthread_mutex_t apply_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 
 void dp_config_init(const char *prefix, dp_worker *w, int n)
 {
@@ -91,6 +95,7 @@ dp_generation *dp_config_current(void)
 
 void dp_config_shutdown(void)
 {
+    pthread_mutex_lock(&apply_lock);
     pthread_mutex_lock(&lock);
     dp_generation *g = current;
     current = NULL;
@@ -99,6 +104,7 @@ void dp_config_shutdown(void)
     if (have_digests)
         sl_digest_set_free(&current_digests);
     have_digests = 0;
+    pthread_mutex_unlock(&apply_lock);
 }
 
 /* The digests of the generation just swapped in (NULL: it has none, e.g. a declarative file). */
@@ -190,7 +196,10 @@ static int apply(const unsigned char *bytes, size_t len, int save, json_t **erro
 int dp_config_apply_snapshot(const unsigned char *bytes, size_t len, json_t **errors, char *err,
                              size_t errlen)
 {
-    return apply(bytes, len, 1, errors, err, errlen);
+    pthread_mutex_lock(&apply_lock);
+    int rc = apply(bytes, len, 1, errors, err, errlen);
+    pthread_mutex_unlock(&apply_lock);
+    return rc;
 }
 
 /* A delta journal this many times the snapshot's size (or 1 MiB, whichever is more) is folded
@@ -292,7 +301,10 @@ static int apply_delta(const unsigned char *bytes, size_t len, int save, json_t 
 int dp_config_apply_delta(const unsigned char *bytes, size_t len, json_t **errors, char *err,
                           size_t errlen)
 {
-    return apply_delta(bytes, len, 1, errors, err, errlen);
+    pthread_mutex_lock(&apply_lock);
+    int rc = apply_delta(bytes, len, 1, errors, err, errlen);
+    pthread_mutex_unlock(&apply_lock);
+    return rc;
 }
 
 /* Journal replay at start-up: stops at the first delta that does not follow on. */
@@ -309,11 +321,12 @@ static int replay_one(void *arg, const unsigned char *rec, size_t len)
 int dp_config_apply_json(json_t *config, int64_t version, const char *hash, char *err,
                          size_t errlen)
 {
+    pthread_mutex_lock(&apply_lock);
     dp_generation *g = dp_generation_build(config, version, hash, err, errlen);
-    if (!g)
-        return -1;
-    release_later(swap_in(g));
-    return 0;
+    if (g)
+        release_later(swap_in(g));
+    pthread_mutex_unlock(&apply_lock);
+    return g ? 0 : -1;
 }
 
 static unsigned char *read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen,
@@ -345,7 +358,7 @@ static unsigned char *read_file(const char *path, size_t max, size_t *len, char 
     return buf;
 }
 
-int dp_config_load_cache(char *err, size_t errlen)
+static int load_cache(char *err, size_t errlen)
 {
     char path[4200];
     snprintf(path, sizeof(path), "%s/%s", prefix_dir, CACHE_NAME);
@@ -370,7 +383,15 @@ int dp_config_load_cache(char *err, size_t errlen)
     return 1;
 }
 
-int dp_config_load_declarative(const char *path, char *err, size_t errlen)
+int dp_config_load_cache(char *err, size_t errlen)
+{
+    pthread_mutex_lock(&apply_lock);
+    int rc = load_cache(err, errlen);
+    pthread_mutex_unlock(&apply_lock);
+    return rc;
+}
+
+static int load_declarative(const char *path, char *err, size_t errlen)
 {
     size_t len;
     int missing;
@@ -389,5 +410,13 @@ int dp_config_load_declarative(const char *path, char *err, size_t errlen)
         set_digests(NULL); /* no control plane: no delta will ever apply to this */
     if (rc == 0)           /* the log says which file is served: the DP has no CP to ask */
         sl_notice("declarative config %s applied (sha256 %.12s)", path, hash);
+    return rc;
+}
+
+int dp_config_load_declarative(const char *path, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&apply_lock);
+    int rc = load_declarative(path, err, errlen);
+    pthread_mutex_unlock(&apply_lock);
     return rc;
 }

@@ -87,19 +87,23 @@ static int body_for(const char *method, const char *path, char *body, size_t cap
             requests += atomic_load_explicit(&workers[i].stats.requests, memory_order_relaxed);
             handled += atomic_load_explicit(&workers[i].stats.handled, memory_order_relaxed);
         }
-        char version[32] = "null"; /* no config yet */
+        char version[32] = "null", applying[32] = "null"; /* no config yet; none coming */
         if (g)
             snprintf(version, sizeof(version), "%lld", (long long)g->version);
+        int64_t next = dp_cluster_client_applying(cluster_client);
+        if (next >= 0) /* being decoded and built off this loop */
+            snprintf(applying, sizeof(applying), "%lld", (long long)next);
         snprintf(body, cap,
                  "{\"server\":{\"connections_accepted\":%lld,\"connections_active\":%lld,"
                  "\"connections_handled\":%lld,\"total_requests\":%lld},"
                  "\"configuration_hash\":\"%s\",\"configuration_version\":%s,"
-                 "\"control_plane\":{\"configured\":%s,\"connected\":%s},"
+                 "\"control_plane\":{\"configured\":%s,\"connected\":%s,"
+                 "\"applying_version\":%s},"
                  "\"workers\":%d,\"version\":\"" SL_VERSION "\"}",
                  accepted, active, handled, requests, g ? g->hash : "", version,
                  cluster_client ? "true" : "false",
                  cluster_client && dp_cluster_client_connected(cluster_client) ? "true" : "false",
-                 nworkers);
+                 applying, nworkers);
         status = 200;
     } else {
         snprintf(body, cap, "{\"message\":\"Not found\"}");

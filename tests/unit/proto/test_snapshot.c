@@ -743,10 +743,102 @@ static void test_large_config(void **state)
     json_decref(config);
 }
 
+/* Canonical bytes of n consumers, hand-packed so that rows listed in dup[] carry their
+ * "username" key twice (what no JSON object can express). */
+static void pack_consumers(int n, const int *dup, size_t ndup, msgpack_sbuffer *out)
+{
+    msgpack_sbuffer_init(out);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 3);
+    sl_mp_pack_cstr(&pk, "consumers");
+    msgpack_pack_array(&pk, (size_t)n);
+    for (int i = 0; i < n; i++) {
+        int twice = 0;
+        for (size_t d = 0; d < ndup; d++)
+            twice |= dup[d] == i;
+        char id[64], name[32];
+        snprintf(id, sizeof(id), "dddddddd-dddd-4ddd-8ddd-%012d", i);
+        snprintf(name, sizeof(name), "user%d", i);
+        msgpack_pack_map(&pk, twice ? 3 : 2);
+        sl_mp_pack_cstr(&pk, "id");
+        sl_mp_pack_cstr(&pk, id);
+        for (int t = 0; t <= twice; t++) {
+            sl_mp_pack_cstr(&pk, "username");
+            sl_mp_pack_cstr(&pk, name);
+        }
+    }
+    sl_mp_pack_cstr(&pk, "format");
+    msgpack_pack_int64(&pk, SL_SNAPSHOT_FORMAT);
+    sl_mp_pack_cstr(&pk, "version");
+    msgpack_pack_int64(&pk, 3);
+}
+
+/* Large entities are read on several threads: a damaged row is still reported as the first
+ * one in the array, whichever thread meets it, and references across thousands of rows are
+ * all checked. */
+static void test_large_config_errors(void **state)
+{
+    /* rows 5000 and 17 repeat a key: the message names row 17 on every run */
+    int dup[] = {5000, 17};
+    msgpack_sbuffer canon, env;
+    pack_consumers(6000, dup, 2, &canon);
+    make_envelope(canon.data, canon.size, 3, "snapshot", SL_SNAPSHOT_FORMAT, NULL, &env);
+    for (int run = 0; run < 3; run++) {
+        const char *err = decode_fails((unsigned char *)env.data, env.size, NULL, NULL);
+        assert_non_null(strstr(err, "consumers[17]: duplicate field username"));
+    }
+    msgpack_sbuffer_destroy(&env);
+    msgpack_sbuffer_destroy(&canon);
+
+    /* the same rows without damage decode whole, in order */
+    pack_consumers(6000, NULL, 0, &canon);
+    make_envelope(canon.data, canon.size, 3, "snapshot", SL_SNAPSHOT_FORMAT, NULL, &env);
+    json_t *out = NULL;
+    int64_t v;
+    char hash[SL_SNAPSHOT_HASH_HEX], err[512];
+    assert_int_equal(sl_snapshot_decode((unsigned char *)env.data, env.size, 0, &out, &v, hash,
+                                        NULL, err, sizeof(err)),
+                     0);
+    json_t *rows = json_object_get(out, "consumers");
+    assert_int_equal(json_array_size(rows), 6000);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 4321), "username")),
+                        "user4321");
+    json_decref(out);
+    /* cut short inside the rows: refused with a message, nothing returned */
+    msgpack_sbuffer_destroy(&env);
+    make_envelope(canon.data, canon.size / 2, 3, "snapshot", SL_SNAPSHOT_FORMAT, NULL, &env);
+    decode_fails((unsigned char *)env.data, env.size, NULL, NULL);
+    msgpack_sbuffer_destroy(&env);
+    msgpack_sbuffer_destroy(&canon);
+
+    /* 6,000 routes, two of them (far apart) pointing at a service that is not there */
+    json_t *config = small_config(0), *routes = json_object_get(config, "routes");
+    for (int i = 0; i < 6000; i++) {
+        char id[64], path[32];
+        snprintf(id, sizeof(id), "eeeeeeee-eeee-4eee-8eee-%012d", i);
+        snprintf(path, sizeof(path), "/e%d", i);
+        json_array_append_new(routes, route(id, path, i == 4999 || i == 12 ? MISSING : SVC1));
+    }
+    sl_snapshot s;
+    encode_ok(config, 14, &s);
+    json_t *errors = NULL;
+    const char *msg = decode_fails(s.bytes, s.len, NULL, &errors);
+    assert_non_null(strstr(msg, "2 invalid entities, first: routes "
+                                "eeeeeeee-eeee-4eee-8eee-000000000012"));
+    assert_int_equal(json_array_size(errors), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(errors, 1), "id")),
+                        "eeeeeeee-eeee-4eee-8eee-000000004999");
+    json_decref(errors);
+    sl_snapshot_free(&s);
+    json_decref(config);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_large_config_errors),
         cmocka_unit_test(test_unsorted_rows_come_out_sorted),
         cmocka_unit_test(test_empty_config),
         cmocka_unit_test(test_deterministic),
