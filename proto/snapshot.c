@@ -337,10 +337,18 @@ static int sort_rows(json_t *rows)
     return rc;
 }
 
+/* Frees n verdicts (their errs too). NULL is ignored. */
+static void verdicts_free(sl_row_verdict *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        json_decref(v[i].errs);
+    free(v);
+}
+
 /* Reads rows [0, n) serially into rows[] and their digests into d[]. 0, or -1 with err (rows
  * read so far stay in rows[] for the caller to free). */
 static int read_serial(sl_mp_reader *r, const sl_entity *e, uint32_t n, json_t **rows, sl_digest *d,
-                       char *err, size_t errlen)
+                       sl_row_verdict *v, char *err, size_t errlen)
 {
     /* which fields a row already set: a duplicate key is refused, not silently replaced */
     unsigned char *seen = malloc(e->nfields ? e->nfields : 1);
@@ -354,6 +362,7 @@ static int read_serial(sl_mp_reader *r, const sl_entity *e, uint32_t n, json_t *
             free(seen);
             return -1;
         }
+        sl_snapshot_validate_row(e, rows[i], &v[i]); /* while the row is in cache */
     }
     free(seen);
     return 0;
@@ -366,6 +375,7 @@ typedef struct {
     const unsigned char *base, **starts; /* n + 1 row boundaries */
     json_t **rows;
     sl_digest *d;
+    sl_row_verdict *v;
     pthread_mutex_t lock;
     size_t bad; /* lowest row that failed, or n */
     char err[512];
@@ -383,6 +393,8 @@ static void read_range(void *arg, size_t begin, size_t end)
         else
             job->rows[i] = sl_snapshot_read_row(&r, job->e, seen, &job->d[i], "", (uint32_t)i, err,
                                                 sizeof(err));
+        if (job->rows[i])
+            sl_snapshot_validate_row(job->e, job->rows[i], &job->v[i]);
         if (!job->rows[i]) {
             pthread_mutex_lock(&job->lock);
             if (i < job->bad) {
@@ -404,9 +416,9 @@ static void read_range(void *arg, size_t begin, size_t end)
 /* read_serial on several threads; the error reported is the first row's that fails, as
  * read_serial's would be. */
 static int read_parallel(sl_mp_reader *r, const sl_entity *e, uint32_t n, json_t **rows,
-                         sl_digest *d, char *err, size_t errlen)
+                         sl_digest *d, sl_row_verdict *v, char *err, size_t errlen)
 {
-    sl_rows_job job = {.e = e, .base = r->base, .rows = rows, .d = d, .bad = n};
+    sl_rows_job job = {.e = e, .base = r->base, .rows = rows, .d = d, .v = v, .bad = n};
     job.starts = malloc(((size_t)n + 1) * sizeof(*job.starts));
     if (!job.starts) {
         snprintf(err, errlen, "out of memory decoding %s", e->name);
@@ -417,7 +429,7 @@ static int read_parallel(sl_mp_reader *r, const sl_entity *e, uint32_t n, json_t
         job.starts[i] = skim.p;
         if (sl_mp_skip(&skim, err, errlen)) { /* damaged bytes: the serial reader says where */
             free(job.starts);
-            return read_serial(r, e, n, rows, d, err, errlen);
+            return read_serial(r, e, n, rows, d, v, err, errlen);
         }
     }
     job.starts[n] = skim.p;
@@ -437,7 +449,8 @@ static int read_parallel(sl_mp_reader *r, const sl_entity *e, uint32_t n, json_t
  * does not know (a newer control plane may send them), and each row's digest into digests. A
  * row without a usable id gets no digest: the hash check or validation refuses it. */
 static json_t *read_rows(sl_mp_reader *r, const sl_entity *e, size_t max_rows,
-                         sl_row_digests *digests, char *err, size_t errlen)
+                         sl_row_digests *digests, sl_row_verdict **verdicts, char *err,
+                         size_t errlen)
 {
     uint32_t n;
     if (sl_mp_read_array(r, &n, err, errlen))
@@ -448,13 +461,14 @@ static json_t *read_rows(sl_mp_reader *r, const sl_entity *e, size_t max_rows,
     }
     json_t **v = calloc(n ? n : 1, sizeof(*v));
     sl_digest *d = malloc((n ? n : 1) * sizeof(*d));
+    sl_row_verdict *vd = calloc(n ? n : 1, sizeof(*vd));
     json_t *rows = NULL;
     uint32_t i = 0;
-    if (!v || !d) {
+    if (!v || !d || !vd) {
         snprintf(err, errlen, "out of memory decoding %s", e->name);
         goto out;
     }
-    if ((n >= SL_READ_PARALLEL_MIN ? read_parallel : read_serial)(r, e, n, v, d, err, errlen))
+    if ((n >= SL_READ_PARALLEL_MIN ? read_parallel : read_serial)(r, e, n, v, d, vd, err, errlen))
         goto out;
     rows = json_array();
     const char *prev = NULL;
@@ -475,9 +489,14 @@ static json_t *read_rows(sl_mp_reader *r, const sl_entity *e, size_t max_rows,
     }
     /* Rows in id order are what deltas are applied to (binary search): a sender that did not
      * sort them (not this control plane) is put in order here. */
-    if (rows && !sorted && sort_rows(rows)) {
-        json_decref(rows);
-        rows = NULL;
+    if (rows && !sorted) {
+        /* the verdicts follow the order read: the checks validate the sorted rows again */
+        verdicts_free(vd, n);
+        vd = NULL;
+        if (sort_rows(rows)) {
+            json_decref(rows);
+            rows = NULL;
+        }
     }
     if (!rows)
         snprintf(err, errlen, "out of memory decoding %s", e->name);
@@ -486,6 +505,10 @@ out:
         json_decref(v[i]);
     free(v);
     free(d);
+    if (rows)
+        *verdicts = vd;
+    else
+        verdicts_free(vd, n);
     return rows;
 }
 
@@ -520,10 +543,19 @@ static int skim_rows(sl_mp_reader *r, const char *name, uint32_t nlen, size_t ma
     return 0;
 }
 
+/* Frees the verdicts of every entity of cfg (NULL entries ignored) and resets them. */
+static void all_verdicts_free(sl_row_verdict **verdicts, const json_t *cfg)
+{
+    for (size_t x = 0; x < sl_entity_count; x++) {
+        verdicts_free(verdicts[x], json_array_size(json_object_get(cfg, sl_entities[x]->name)));
+        verdicts[x] = NULL;
+    }
+}
+
 /* Reads the canonical map into *config (every known entity present, as an array). */
 static int read_canonical(const unsigned char *bytes, size_t len, int64_t env_version,
-                          size_t max_rows, json_t **config, sl_digest_set *set, char *err,
-                          size_t errlen)
+                          size_t max_rows, json_t **config, sl_digest_set *set,
+                          sl_row_verdict **verdicts, char *err, size_t errlen)
 {
     sl_mp_reader r;
     uint32_t n;
@@ -585,7 +617,7 @@ static int read_canonical(const unsigned char *bytes, size_t len, int64_t env_ve
             snprintf(err, errlen, "duplicate entity key %s", e->name);
             goto fail;
         }
-        json_t *rows = read_rows(&r, e, max_rows, &set->known[ex], err, errlen);
+        json_t *rows = read_rows(&r, e, max_rows, &set->known[ex], &verdicts[ex], err, errlen);
         if (!rows)
             goto fail;
         json_object_set_new_nocheck(cfg, e->name, rows);
@@ -604,6 +636,7 @@ static int read_canonical(const unsigned char *bytes, size_t len, int64_t env_ve
     *config = cfg;
     return 0;
 fail:
+    all_verdicts_free(verdicts, cfg);
     json_decref(cfg);
     return -1;
 }
@@ -650,7 +683,16 @@ int sl_snapshot_decode_set(const unsigned char *bytes, size_t len, const sl_snap
         return -1;
     }
     json_t *cfg = NULL;
-    int rc = read_canonical(canon, clen, env.version, lim.max_rows, &cfg, &set, err, errlen);
+    /* rows are validated as they are read: the checks take the verdicts */
+    sl_row_verdict *verdicts[64] = {0};
+    if (sl_entity_count > sizeof(verdicts) / sizeof(*verdicts)) {
+        free(canon);
+        sl_digest_set_free(&set);
+        snprintf(err, errlen, "too many entities in this node's schema");
+        return -1;
+    }
+    int rc =
+        read_canonical(canon, clen, env.version, lim.max_rows, &cfg, &set, verdicts, err, errlen);
     free(canon);
     if (rc) {
         sl_digest_set_free(&set);
@@ -661,6 +703,7 @@ int sl_snapshot_decode_set(const unsigned char *bytes, size_t len, const sl_snap
     char got[SL_SNAPSHOT_HASH_HEX];
     sl_digest_set_hash(&set, got);
     if (strcmp(got, env.hash) != 0) {
+        all_verdicts_free(verdicts, cfg);
         sl_digest_set_free(&set);
         json_decref(cfg);
         snprintf(err, errlen, "hash mismatch: envelope says %s, payload hashes to %s", env.hash,
@@ -670,7 +713,9 @@ int sl_snapshot_decode_set(const unsigned char *bytes, size_t len, const sl_snap
 
     json_t *reasons = NULL;
     char first[512];
-    long bad = sl_snapshot_check(cfg, &reasons, first, sizeof(first));
+    long bad = sl_snapshot_check(cfg, verdicts, &reasons, first, sizeof(first));
+    for (size_t x = 0; x < sl_entity_count; x++) /* their errs were taken */
+        free(verdicts[x]);
     if (bad) {
         if (bad < 0)
             snprintf(err, errlen, "out of memory validating the snapshot");

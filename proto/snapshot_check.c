@@ -60,9 +60,10 @@ typedef struct {
     const sl_entity *e;
     size_t x; /* e's index in sl_entities */
     json_t *row;
-    json_t *errs; /* fields object when invalid */
-    int count;    /* number of schema violations; 0: valid */
-    int bad_refs; /* some reference names a row not in the snapshot */
+    json_t *errs;  /* fields object when invalid */
+    int count;     /* number of schema violations; 0: valid */
+    int validated; /* by the decoder already */
+    int bad_refs;  /* some reference names a row not in the snapshot */
 } sl_row_check;
 
 typedef struct {
@@ -92,12 +93,19 @@ static const char *dangling_ref(const sl_check_job *job, const json_t *row, size
     return ref;
 }
 
+void sl_snapshot_validate_row(const sl_entity *e, json_t *row, sl_row_verdict *v)
+{
+    v->errs = NULL;
+    v->count = sl_schema_validate(e, row, SL_VALIDATE_JSON, &v->errs);
+}
+
 static void validate_range(void *arg, size_t begin, size_t end)
 {
     sl_check_job *job = arg;
     for (size_t i = begin; i < end; i++) {
         sl_row_check *c = &job->checks[i];
-        c->count = sl_schema_validate(c->e, c->row, SL_VALIDATE_JSON, &c->errs);
+        if (!c->validated)
+            c->count = sl_schema_validate(c->e, c->row, SL_VALIDATE_JSON, &c->errs);
     }
 }
 
@@ -205,7 +213,8 @@ static void report(const sl_check_job *job, size_t total, sl_reasons *rs)
     }
 }
 
-long sl_snapshot_check(json_t *cfg, json_t **reasons, char *first, size_t firstlen)
+long sl_snapshot_check(json_t *cfg, sl_row_verdict *const *verdicts, json_t **reasons, char *first,
+                       size_t firstlen)
 {
     size_t total = 0, maxf = 1;
     for (size_t x = 0; x < sl_entity_count; x++) {
@@ -221,20 +230,35 @@ long sl_snapshot_check(json_t *cfg, json_t **reasons, char *first, size_t firstl
     long rc = -1;
     if (firstlen)
         first[0] = '\0';
-    if (!index || !targets || !job.checks || !rs.list)
+    if (!index || !targets || !job.checks || !rs.list) {
+        for (size_t x = 0; verdicts && x < sl_entity_count; x++) /* taken over: released */
+            for (size_t i = 0;
+                 verdicts[x] && i < json_array_size(json_object_get(cfg, sl_entities[x]->name));
+                 i++)
+                json_decref(verdicts[x][i].errs);
         goto out;
+    }
     job.index = index;
     job.targets = targets;
-    size_t k = 0;
+    size_t k = 0, unvalidated = 0;
     for (size_t x = 0; x < sl_entity_count; x++) {
         const sl_entity *e = sl_entities[x];
         for (size_t f = 0; f < e->nfields; f++)
             targets[x * maxf + f] = target_of(&e->fields[f]);
         json_t *rows = json_object_get(cfg, e->name);
-        for (size_t i = 0; i < json_array_size(rows); i++, k++)
+        const sl_row_verdict *pre = verdicts ? verdicts[x] : NULL;
+        for (size_t i = 0; i < json_array_size(rows); i++, k++) {
             job.checks[k] = (sl_row_check){.e = e, .x = x, .row = json_array_get(rows, i)};
+            if (pre) {
+                job.checks[k].validated = 1;
+                job.checks[k].count = pre[i].count;
+                job.checks[k].errs = pre[i].errs;
+            }
+        }
+        unvalidated += pre ? 0 : json_array_size(rows);
     }
-    run(&job, total, validate_range);
+    if (unvalidated)
+        run(&job, total, validate_range);
     if (index_ids(cfg, index))
         goto out;
     run(&job, total, references_range);

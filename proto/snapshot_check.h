@@ -9,12 +9,26 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "proto/schema.h"
+
+/* What validating one row said: sl_schema_validate's count and fields object. */
+typedef struct {
+    int count;
+    json_t *errs;
+} sl_row_verdict;
+
+/* Validates row i of entity e into v (what the decoder does while a row is still in cache). */
+void sl_snapshot_validate_row(const sl_entity *e, json_t *row, sl_row_verdict *v);
+
 /* Checks cfg ({"<entity>": [rows...]} for every known entity, each array in id order as the
- * decoder leaves it). Rows are validated in place (SL_VALIDATE_JSON), on several threads when
- * there are many. Returns the number of violations found (0: valid); *reasons gets a new
- * array of at most SL_SNAPSHOT_MAX_REASONS {"entity", "id", "errors"} objects in entity and
- * row order (validation first, then references), and first the text of the first one.
- * Returns -1 when out of memory (*reasons NULL). */
-long sl_snapshot_check(json_t *cfg, json_t **reasons, char *first, size_t firstlen);
+ * decoder leaves it). verdicts is NULL or has one entry per entity (sl_entities order): NULL,
+ * or the verdicts of that entity's rows in array order (the decoder validated them; their
+ * errs are taken over). Other rows are validated here in place (SL_VALIDATE_JSON), on several
+ * threads when there are many. Returns the number of violations found (0: valid); *reasons gets a
+ * new array of at most SL_SNAPSHOT_MAX_REASONS {"entity", "id", "errors"} objects in entity and row
+ * order (validation first, then references), and first the text of the first one. Returns -1 when
+ * out of memory (*reasons NULL). */
+long sl_snapshot_check(json_t *cfg, sl_row_verdict *const *verdicts, json_t **reasons, char *first,
+                       size_t firstlen);
 
 #endif

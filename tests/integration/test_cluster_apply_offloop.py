@@ -32,6 +32,7 @@ def test_status_answers_while_a_large_snapshot_is_applied(tmp_path, certs, upstr
     extra = route("extra", svc, paths=["/extra"])
     bigger = config([svc], big_routes + [extra])
     env_big, _ = snapshot_envelope(big, 2)
+    delta_3 = delta(big, bigger, 2, 3, {"routes": [extra]}, {})  # built before: it takes a while
     fake = FakeControlPlane(*certs).start()
     d = DataPlane(fake.port, *certs, workdir=str(tmp_path / "dp"))
     try:
@@ -43,7 +44,7 @@ def test_status_answers_while_a_large_snapshot_is_applied(tmp_path, certs, upstr
 
         # the big snapshot, and right behind it a delta that builds on it
         fake.send(env_big)
-        fake.send(delta(big, bigger, 2, 3, {"routes": [extra]}, {}))
+        fake.send(delta_3)
         during = []
         deadline = time.time() + 120
         while time.time() < deadline:
