@@ -8,7 +8,9 @@ another (PATCH of one route's paths) and, for each, waits until all 3 data plane
 new config version on their status listener. It prints p50/p99 of write-to-all-DPs time, the
 snapshot and delta sizes, and the control plane's read/apply/encode times and the data planes'
 apply time taken from their logs (full snapshots and deltas alike; dp_deltas says how many of
-the data planes' applies were deltas). Not a test: it asserts nothing.
+the data planes' applies were deltas). Then `--joins` data planes join one at a time and
+apply the whole snapshot: join_apply_ms (decode+validate, build, swap, cache write, from the
+joiner's log; medians) is the whole-config apply figure. Not a test: it asserts nothing.
 
     SLUICE_BIN_DIR=$PWD/build /usr/bin/python3 tests/bench/cluster_sync.py --sizes 100,10000,100000
 """
@@ -69,7 +71,7 @@ def wait_all(dps, sessions, version, timeout=120):
         raise RuntimeError("data planes %s never reached version %d" % (pending, version))
 
 
-def run_size(pg, certs, n, changes, workdir):
+def run_size(pg, certs, n, changes, workdir, joins):
     db = pg.create_database("bench")
     r = run_cp(["migrations", "bootstrap"], cp_env(pg, db))
     if r.returncode:
@@ -97,16 +99,24 @@ def run_size(pg, certs, n, changes, workdir):
             version += 1
             wait_all(dps, sessions, version)
             lat.append((time.perf_counter() - t) * 1000)
-        # A fourth data plane joins once the changes are done: the whole snapshot, applied by a
-        # data plane that shares the machine only with the others idling.
-        t = time.perf_counter()
-        joiner = DataPlane(cp.cluster_port, *certs, workdir=tempfile.mkdtemp(dir=workdir)).start()
-        dps.append(joiner)
-        sessions.append(requests.Session())
-        wait_all([joiner], [sessions[-1]], version)
-        join_ms = (time.perf_counter() - t) * 1000
-        m = re.search(r"applied \(hash \w+\) in ([0-9.]+) ms: decode\+validate", joiner.log())
-        join_apply = float(m.group(1)) if m else None
+        # Data planes join once the changes are done, one after another (each stopped once
+        # it serves): the whole snapshot, applied by a data plane that shares the machine only
+        # with the others idling. Medians over `joins` of them.
+        join_apply, join_decode, join_build, join_serving = [], [], [], []
+        for _ in range(joins):
+            t = time.perf_counter()
+            joiner = DataPlane(cp.cluster_port, *certs,
+                               workdir=tempfile.mkdtemp(dir=workdir)).start()
+            with requests.Session() as js:
+                wait_all([joiner], [js], version)
+            join_serving.append((time.perf_counter() - t) * 1000)
+            m = re.search(r"applied \(hash \w+\) in ([0-9.]+) ms: decode\+validate ([0-9.]+) "
+                          r"ms, build ([0-9.]+) ms", joiner.log())
+            if m:
+                join_apply.append(float(m.group(1)))
+                join_decode.append(float(m.group(2)))
+                join_build.append(float(m.group(3)))
+            joiner.stop()
         cplog = cp.log()
         sizes = re.findall(r"snapshot version \d+ built: \d+ routes, (\d+) bytes \((\d+) before", cplog)
         full_rd = re.findall(r"snapshot version \d+ built: .*, read ([0-9.]+) ms, encode "
@@ -145,7 +155,9 @@ def run_size(pg, certs, n, changes, workdir):
             "dp_build_ms": med(stages["build"]), "dp_swap_ms": med(stages["swap"]),
             "dp_cache_ms": med(stages["cache"]),
             "dp_full_apply_ms": med([a for a, b in zip(stages["apply"], full_flags) if b]),
-            "join_apply_ms": join_apply, "join_serving_ms": join_ms,
+            "join_apply_ms": med(join_apply), "join_decode_ms": med(join_decode),
+            "join_build_ms": med(join_build), "join_serving_ms": med(join_serving),
+            "joins": len(join_apply),
         }
     finally:
         for s in sessions:
@@ -159,20 +171,23 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="100,10000,100000")
     ap.add_argument("--changes", type=int, default=100)
+    ap.add_argument("--joins", type=int, default=3,
+                    help="data planes that join afterwards, one at a time (whole-snapshot apply)")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="sluice-bench-sync-")
     pg = PgCluster()
     pg.start()
     try:
         certs = cluster_certs(os.path.join(work, "certs"))
-        rows = [run_size(pg, certs, int(n), args.changes, work) for n in args.sizes.split(",")]
+        rows = [run_size(pg, certs, int(n), args.changes, work, args.joins)
+                for n in args.sizes.split(",")]
     finally:
         pg.destroy()
     cols = ["routes", "p50_ms", "p99_ms", "max_ms", "write_ms", "snapshot_bytes",
             "canonical_bytes", "delta_bytes", "cp_read_ms", "cp_apply_ms", "cp_encode_ms",
             "dp_deltas", "dp_apply_ms", "dp_decode_ms",
-            "dp_build_ms", "dp_swap_ms", "dp_cache_ms", "dp_full_apply_ms", "join_apply_ms",
-            "join_serving_ms"]
+            "dp_build_ms", "dp_swap_ms", "dp_cache_ms", "dp_full_apply_ms", "joins",
+            "join_apply_ms", "join_decode_ms", "join_build_ms", "join_serving_ms"]
     print("write -> all 3 data planes serving it, %d changes per size" % args.changes)
     # One block per size: the columns are too many for one line.
     for r in rows:
