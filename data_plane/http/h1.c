@@ -183,9 +183,22 @@ static const char *value_end(const char *p, const char *end)
         uint64_t x, del;
         memcpy(&x, p, 8);
         del = x ^ (0x7f * ones);
-        if (((x - 0x20 * ones) & ~x & highs) | ((del - ones) & ~del & highs))
-            break;
-        p += 8;
+        uint64_t stop = ((x - 0x20 * ones) & ~x & highs) | ((del - ones) & ~del & highs);
+        if (!stop) {
+            p += 8;
+            continue;
+        }
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        /* the lowest flagged byte is exact (flags above it may be borrows): it is the first
+         * byte to stop at, unless it is an HTAB, which values may contain */
+        p += __builtin_ctzll(stop) >> 3;
+        if (*p != '\t')
+            return p;
+        p++;
+        continue;
+#else
+        break;
+#endif
     }
     while (p < end && (cls[(unsigned char)*p] & CV))
         p++;
@@ -241,7 +254,8 @@ static int scan_fields(dp_h1 *h)
         dp_header *x = &hd->headers[hd->nheaders++];
         x->name = (dp_slice){name, nlen};
         x->value = (dp_slice){v, (size_t)(ve - v)};
-        if (check_field(h, x) != 0)
+        /* only these lengths name a field check_field looks at */
+        if ((nlen == 4 || nlen == 6 || nlen == 14 || nlen == 17) && check_field(h, x) != 0)
             return HPE_USER;
     }
     /* the blank line's CR LF; dp_h1_execute checks that llhttp's head ended there too */

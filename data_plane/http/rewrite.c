@@ -10,14 +10,14 @@
 
 #define VIA_TOKEN "1.1 sluice/" SL_VERSION
 
-static void put_header_n(dp_wbuf *w, const char *name, size_t nlen, dp_slice value)
+/* name_colon is "Name: " (one write for both). */
+static void put_header_n(dp_wbuf *w, const char *name_colon, size_t nlen, dp_slice value)
 {
-    dp_wbuf_put(w, name, nlen);
-    dp_wbuf_put(w, ": ", 2);
+    dp_wbuf_put(w, name_colon, nlen);
     dp_wbuf_slice(w, value);
     dp_wbuf_put(w, "\r\n", 2);
 }
-#define put_header(w, lit, value) put_header_n(w, lit, sizeof(lit) - 1, value)
+#define put_header(w, lit, value) put_header_n(w, lit ": ", sizeof(lit ": ") - 1, value)
 
 /* Called for every header of every message both ways: the length picks the candidates. */
 int dp_is_hop_by_hop(dp_slice n)
@@ -235,33 +235,42 @@ long dp_rewrite_request(const dp_h1_head *req, const dp_upstream_req_info *info,
         dp_wbuf_put(&w, "\r\n", 2);
     }
 
+    /* each line's CRLF goes out with the next line's name: one write per piece, not four per
+     * line (this block is a dozen lines on every request) */
     dp_wbuf_puts(&w, "X-Forwarded-For: ");
     if (xff && xff->value.len) {
         dp_wbuf_slice(&w, xff->value);
         dp_wbuf_put(&w, ", ", 2);
     }
     dp_wbuf_slice(&w, info->client_ip);
-    dp_wbuf_put(&w, "\r\n", 2);
-    dp_wbuf_puts(&w, "X-Forwarded-Proto: ");
+    dp_wbuf_puts(&w, "\r\nX-Forwarded-Proto: ");
     dp_wbuf_puts(&w, info->scheme);
-    dp_wbuf_put(&w, "\r\n", 2);
-    put_header(&w, "X-Forwarded-Host", info->fwd_host);
-    dp_wbuf_puts(&w, "X-Forwarded-Port: ");
+    dp_wbuf_puts(&w, "\r\nX-Forwarded-Host: ");
+    dp_wbuf_slice(&w, info->fwd_host);
+    dp_wbuf_puts(&w, "\r\nX-Forwarded-Port: ");
     dp_wbuf_num(&w, info->fwd_port);
-    dp_wbuf_put(&w, "\r\n", 2);
-    put_header(&w, "X-Forwarded-Path", info->fwd_path);
-    if (info->fwd_prefix.len)
-        put_header(&w, "X-Forwarded-Prefix", info->fwd_prefix);
-    put_header(&w, "X-Real-IP", info->client_ip);
+    dp_wbuf_puts(&w, "\r\nX-Forwarded-Path: ");
+    dp_wbuf_slice(&w, info->fwd_path);
+    if (info->fwd_prefix.len) {
+        dp_wbuf_puts(&w, "\r\nX-Forwarded-Prefix: ");
+        dp_wbuf_slice(&w, info->fwd_prefix);
+    }
+    dp_wbuf_puts(&w, "\r\nX-Real-IP: ");
+    dp_wbuf_slice(&w, info->client_ip);
     if (info->headers & DP_HDR_VIA) {
-        dp_wbuf_puts(&w, "Via: ");
         if (via && via->value.len) {
+            dp_wbuf_puts(&w, "\r\nVia: ");
             dp_wbuf_slice(&w, via->value);
-            dp_wbuf_put(&w, ", ", 2);
+            dp_wbuf_puts(&w, ", " VIA_TOKEN "\r\n");
+        } else {
+            dp_wbuf_puts(&w, "\r\nVia: " VIA_TOKEN "\r\n");
         }
-        dp_wbuf_puts(&w, VIA_TOKEN "\r\n");
     } else if (via) {
-        put_header(&w, "Via", via->value);
+        dp_wbuf_puts(&w, "\r\nVia: ");
+        dp_wbuf_slice(&w, via->value);
+        dp_wbuf_put(&w, "\r\n", 2);
+    } else {
+        dp_wbuf_put(&w, "\r\n", 2);
     }
     if (info->request_id.len && (info->headers & DP_HDR_REQUEST_ID))
         put_header(&w, "X-Sluice-Request-Id", info->request_id);
@@ -330,22 +339,27 @@ long dp_rewrite_response(const dp_h1_head *resp, const dp_client_resp_info *info
     if (info->chunked)
         dp_wbuf_puts(&w, "Transfer-Encoding: chunked\r\n");
     if (info->headers & DP_HDR_VIA) {
-        dp_wbuf_puts(&w, "Via: ");
         if (via && via->value.len) {
+            dp_wbuf_puts(&w, "Via: ");
             dp_wbuf_slice(&w, via->value);
-            dp_wbuf_put(&w, ", ", 2);
+            dp_wbuf_puts(&w, ", " VIA_TOKEN "\r\n");
+        } else {
+            dp_wbuf_puts(&w, "Via: " VIA_TOKEN "\r\n");
         }
-        dp_wbuf_puts(&w, VIA_TOKEN "\r\n");
     } else if (via) {
         put_header(&w, "Via", via->value);
     }
     if (info->headers & DP_HDR_LATENCY) {
+        /* the CRLF of the first goes with the second's name: fewer writes per response */
         if (info->upstream_ms >= 0) {
             dp_wbuf_puts(&w, "X-Sluice-Upstream-Latency: ");
             dp_wbuf_num(&w, info->upstream_ms);
+            if (info->proxy_ms >= 0) {
+                dp_wbuf_puts(&w, "\r\nX-Sluice-Proxy-Latency: ");
+                dp_wbuf_num(&w, info->proxy_ms);
+            }
             dp_wbuf_put(&w, "\r\n", 2);
-        }
-        if (info->proxy_ms >= 0) {
+        } else if (info->proxy_ms >= 0) {
             dp_wbuf_puts(&w, "X-Sluice-Proxy-Latency: ");
             dp_wbuf_num(&w, info->proxy_ms);
             dp_wbuf_put(&w, "\r\n", 2);

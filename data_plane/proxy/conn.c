@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "data_plane/proxy/proxy.h"
+#include "data_plane/util/hex.h"
 #include "proto/log.h"
 
 static void conn_process(dp_conn *c);
@@ -42,6 +43,7 @@ static char *conn_get_buf(dp_stream *s, size_t *cap)
 static void timer_fire(uv_timer_t *t)
 {
     dp_conn *c = t->data;
+    c->timer_due = 0; /* a one-shot timer that fired is no longer armed */
     if (!c->deadline)
         return;
     uint64_t now = uv_now(&c->w->loop);
@@ -72,7 +74,7 @@ void dp_conn_timer_set(dp_conn *c, uint64_t ms)
 {
     uint64_t due = uv_now(&c->w->loop) + ms;
     c->deadline = due;
-    if (!uv_is_active((uv_handle_t *)&c->timer) || due < c->timer_due) {
+    if (!c->timer_due || due < c->timer_due) { /* timer_due 0: not armed */
         c->timer_due = due;
         uv_timer_start(&c->timer, timer_fire, ms, 0);
     }
@@ -215,14 +217,14 @@ void dp_conn_respond(dp_conn *c, int status, const char *message)
     char *buf = dp_arena_alloc(&c->arena, cap);
     long latency = (long)(uv_now(&c->w->loop) - c->t_start);
     /* plugins' headers and body, and header_filter, apply to the gateway's own answers too */
-    long n = buf ? dp_plugin_render_response(
-                       &c->preq, status, message, c->close_after,
-                       (c->w->conf.headers & DP_HDR_SERVER) != 0,
-                       (c->w->conf.headers & DP_HDR_REQUEST_ID) && c->req_id[0]
-                           ? dp_slice_cstr(c->req_id)
-                           : (dp_slice){NULL, 0},
-                       (c->w->conf.headers & DP_HDR_LATENCY) ? latency : -1, buf, cap)
-                 : -1;
+    long n =
+        buf ? dp_plugin_render_response(
+                  &c->preq, status, message, c->close_after,
+                  (c->w->conf.headers & DP_HDR_SERVER) != 0,
+                  (c->w->conf.headers & DP_HDR_REQUEST_ID) && c->req_id[0] ? dp_conn_req_id(c)
+                                                                           : (dp_slice){NULL, 0},
+                  (c->w->conf.headers & DP_HDR_LATENCY) ? latency : -1, buf, cap)
+            : -1;
     if (n < 0) {
         dp_conn_close(c);
         return;
@@ -233,13 +235,10 @@ void dp_conn_respond(dp_conn *c, int status, const char *message)
 
 static void make_request_id(dp_conn *c)
 {
-    static const char hx[] = "0123456789abcdef";
     uint64_t a = c->w->req_counter++ ^ ((uint64_t)c->w->id << 56);
     uint64_t b = (uint64_t)(uintptr_t)c->w ^ uv_hrtime();
-    for (int i = 0; i < 16; i++) {
-        c->req_id[i] = hx[(b >> (60 - 4 * i)) & 15];
-        c->req_id[16 + i] = hx[(a >> (60 - 4 * i)) & 15];
-    }
+    dp_hex_u64(c->req_id, b);
+    dp_hex_u64(c->req_id + 16, a);
     c->req_id[32] = 0;
 }
 
@@ -260,36 +259,19 @@ static int prevalidate_body(dp_conn *c)
     return dp_h1_execute(copy, c->rbuf + c->rpos, c->rlen - c->rpos, &used) == DP_H1_ERROR ? -1 : 0;
 }
 
-/* The port after a host's colon (0 when absent or not a number). */
-static int port_of(const char *p, const char *end)
-{
-    int v = 0, n = 0;
-    for (; p < end && *p >= '0' && *p <= '9' && n < 6; p++, n++)
-        v = v * 10 + (*p - '0');
-    return v;
-}
-
-static dp_slice host_of(const dp_h1_head *h, int *port)
+/* The request's host without its port (routing, X-Forwarded-Host). */
+static dp_slice host_of(const dp_h1_head *h)
 {
     dp_slice v = h->authority.len     ? h->authority
                  : h->host_index >= 0 ? h->headers[h->host_index].value
                                       : (dp_slice){"", 0};
-    *port = 0;
     if (v.len && v.p[0] == '[') {
         const char *e = memchr(v.p, ']', v.len);
-        if (e) {
-            size_t l = (size_t)(e - v.p) + 1;
-            if (l < v.len && v.p[l] == ':')
-                *port = port_of(v.p + l + 1, v.p + v.len);
-            return (dp_slice){v.p, l};
-        }
-        return v;
+        return e ? (dp_slice){v.p, (size_t)(e - v.p) + 1} : v;
     }
-    const char *colon = memchr(v.p ? v.p : "", ':', v.len);
-    if (colon) {
-        *port = port_of(colon + 1, v.p + v.len);
-        return (dp_slice){v.p, (size_t)(colon - v.p)};
-    }
+    for (size_t i = 0; i < v.len; i++)
+        if (v.p[i] == ':')
+            return (dp_slice){v.p, i};
     return v;
 }
 
@@ -305,11 +287,11 @@ static void preq_init(dp_conn *c, dp_slice host)
     pr->path = c->norm_path;
     pr->query = h->query;
     pr->host = host;
-    pr->client_ip = dp_slice_cstr(c->client_ip);
+    pr->client_ip = dp_conn_client_ip(c);
     pr->headers = h->headers;
     pr->nheaders = h->nheaders;
     pr->https = c->l->ssl;
-    pr->request_id = dp_slice_cstr(c->req_id);
+    pr->request_id = dp_conn_req_id(c);
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     pr->started_at_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
@@ -425,10 +407,10 @@ static void start_request(dp_conn *c)
         return;
     }
     c->norm_path = (dp_slice){np, (size_t)nl};
-    int hport;
+    c->host = host_of(h);
     dp_router_input in = {
         .method = h->method,
-        .host = host_of(h, &hport),
+        .host = c->host,
         .port = c->l->port,
         .path = c->norm_path,
         .sni = dp_slice_cstr(dp_stream_sni(&c->s)),
@@ -522,19 +504,25 @@ static dp_slice upstream_host(dp_conn *c)
         return dp_slice_cstr(c->target_host);
     memcpy(o, c->target_host, hl);
     o[hl] = ':';
-    char digits[8];
-    int nd = 0;
-    for (unsigned v = (unsigned)c->target_port; nd == 0 || v; v /= 10)
-        digits[nd++] = (char)('0' + v % 10);
-    for (int i = 0; i < nd; i++)
-        o[hl + 1 + i] = digits[nd - 1 - i];
-    return (dp_slice){o, hl + 1 + (size_t)nd};
+    /* the digits written from the end, their count found by comparisons, not divisions */
+    static const unsigned pow10[] = {10, 100, 1000, 10000, 100000, 1000000};
+    unsigned v = (unsigned)c->target_port;
+    size_t nd = 1;
+    while (nd <= 6 && v >= pow10[nd - 1])
+        nd++;
+    if (nd > 6) /* not a port: kept out of the head (it fits hl + 8 bytes) */
+        return dp_slice_cstr(c->target_host);
+    char *d = o + hl + 1 + nd;
+    do {
+        *--d = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return (dp_slice){o, hl + 1 + nd};
 }
 
 void dp_conn_upstream_ready(dp_conn *c)
 {
     const dp_h1_head *h = dp_plugin_upstream_head(&c->preq, &c->parser.head);
-    int hport;
     if (!h) {
         dp_conn_respond(c, 500, "An unexpected error occurred");
         return;
@@ -542,15 +530,15 @@ void dp_conn_upstream_ready(dp_conn *c)
     dp_upstream_req_info info = {
         .upstream_uri = upstream_uri(c),
         .host = upstream_host(c),
-        .client_ip = dp_slice_cstr(c->client_ip),
+        .client_ip = dp_conn_client_ip(c),
         .scheme = c->l->ssl ? "https" : "http",
-        .fwd_host = host_of(h, &hport),
+        .fwd_host = h == &c->parser.head ? c->host : host_of(h), /* plugins may set Host */
         .fwd_port = c->l->port,
         .fwd_path = c->norm_path,
         .fwd_prefix = (c->route->strip_path && c->prefix_len > 1)
                           ? (dp_slice){c->norm_path.p, c->prefix_len}
                           : (dp_slice){NULL, 0},
-        .request_id = dp_slice_cstr(c->req_id),
+        .request_id = dp_conn_req_id(c),
         .headers = c->w->conf.headers,
         .raw = h == &c->parser.head,
     };
@@ -886,6 +874,7 @@ void dp_conn_accept(dp_listener *l)
         else
             uv_ip6_name((struct sockaddr_in6 *)&ss, c->client_ip, sizeof(c->client_ip));
     }
+    c->client_ip_len = (uint8_t)strlen(c->client_ip);
     c->t_start = uv_now(&w->loop);
     if (l->ssl) {
         if (dp_stream_tls_server(&c->s, w->server_ctx) != 0) {

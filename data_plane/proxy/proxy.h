@@ -76,6 +76,7 @@ struct dp_conn {
     dp_listener *l;
     dp_link link;
     char client_ip[48];
+    uint8_t client_ip_len; /* strlen(client_ip), set once at accept */
     int state;
     char *rbuf;
     size_t rpos, rlen;
@@ -92,11 +93,11 @@ struct dp_conn {
     const dp_route *route;
     dp_service *svc;
     size_t prefix_len;
+    dp_slice host; /* the request's host without port (routing, X-Forwarded-Host) */
     dp_slice norm_path;
     dp_arena arena;
     dp_upconn *up;
     dp_dns_query *dnsq;
-    dp_dns_result addrs;
     const char *target_host;
     int target_port;
     int tries;
@@ -120,6 +121,17 @@ struct dp_conn {
     size_t body_got;
     char arena_buf[8192];
 };
+
+/* The client address and the request id as slices, without a strlen per use (each request
+ * uses them half a dozen times); the id is 32 digits or empty. */
+static inline dp_slice dp_conn_client_ip(const dp_conn *c)
+{
+    return (dp_slice){c->client_ip, c->client_ip_len};
+}
+static inline dp_slice dp_conn_req_id(const dp_conn *c)
+{
+    return (dp_slice){c->req_id, c->req_id[0] ? 32u : 0u};
+}
 
 /* conn.c */
 /* Arms the connection's one timer to fire ms from now for the current state, or clears it.

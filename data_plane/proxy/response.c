@@ -95,7 +95,7 @@ static int client_head(dp_conn *c, dp_out *o)
         .chunked = c->resp_chunked,
         .upstream_ms = (long)(c->t_head - c->t_sent),
         .proxy_ms = (long)(c->t_sent - c->t_start),
-        .request_id = dp_slice_cstr(c->req_id),
+        .request_id = dp_conn_req_id(c),
         .headers = own,
         .raw = rh == &u->parser.head,
     };

@@ -49,7 +49,7 @@ static void lb_request(dp_conn *c, dp_lb_request *rq)
 {
     const dp_h1_head *h = &c->parser.head;
     rq->consumer_id = dp_slice_cstr(c->preq.consumer ? c->preq.consumer->id : NULL);
-    rq->client_ip = dp_slice_cstr(c->client_ip);
+    rq->client_ip = dp_conn_client_ip(c);
     rq->path = c->norm_path;
     rq->query = h->query;
     rq->headers = h->headers;
@@ -163,7 +163,7 @@ static void up_timer_set(dp_upconn *u, uint64_t ms)
 {
     uint64_t due = uv_now(&u->w->loop) + ms;
     u->deadline = due;
-    if (!uv_is_active((uv_handle_t *)&u->timer) || due < u->timer_due) {
+    if (!u->timer_due || due < u->timer_due) { /* timer_due 0: not armed */
         u->timer_due = due;
         uv_timer_start(&u->timer, up_timer_fire, ms, 0);
     }
@@ -178,6 +178,7 @@ static void up_timer_fire(uv_timer_t *t)
 {
     dp_upconn *u = t->data;
     dp_conn *c = u->conn;
+    u->timer_due = 0; /* a one-shot timer that fired is no longer armed */
     if (!u->deadline)
         return;
     uint64_t now = uv_now(&u->w->loop);
@@ -237,7 +238,8 @@ static void up_ready(dp_upconn *u)
     u->requests++;
     dp_resp_begin(c);
     dp_stream_read_start(&u->s); /* an early response or a close is seen at once */
-    dp_up_arm_timer(u);
+    /* no timer here: dp_conn_upstream_ready writes the head at once and arms it then (or
+     * answers itself and lets u go) */
     dp_conn_upstream_ready(c);
 }
 
@@ -446,9 +448,10 @@ static void resolved(void *arg, int status, const dp_dns_result *res)
         dp_conn_respond(c, 503, "name resolution failed");
         return;
     }
-    c->addrs = *res;
-    /* retries walk the addresses of a name */
-    connect_to(c, &c->addrs.addrs[(c->tries - 1) % c->addrs.naddrs]);
+    /* retries walk the addresses of a name; the one address is copied, since res may be the
+     * resolver's own storage and a failing connect resolves again before connect_to returns */
+    struct sockaddr_storage a = res->addrs[(c->tries - 1) % res->naddrs];
+    connect_to(c, &a);
 }
 
 void dp_up_start(dp_conn *c)

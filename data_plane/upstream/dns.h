@@ -26,7 +26,9 @@ void dp_dns_free(dp_dns *d);
 
 /* Resolves host (port set in every address). Calls cb synchronously when the answer is
  * cached or host is a literal (returns 1), else later (returns 0, *q set so the caller can
- * cancel with dp_dns_cancel). Negative on error (cb not called). */
+ * cancel with dp_dns_cancel). Negative on error (cb not called). The result cb gets is valid
+ * only during the call and may be the resolver's own storage: the next dp_dns_resolve may
+ * change it, so cb copies what it keeps before resolving again. */
 int dp_dns_resolve(dp_dns *d, const char *host, int port, dp_dns_cb cb, void *arg,
                    dp_dns_query **q);
 

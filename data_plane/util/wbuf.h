@@ -2,7 +2,9 @@
 #define DP_WBUF_H
 
 /* A bounded writer for response and request heads: writes past the end set overflow instead
- * of writing, so a caller sizes its buffer once and checks a single flag at the end. */
+ * of writing, so a caller sizes its buffer once and checks a single flag at the end. An
+ * overflow also ends the space (end = p), so every later write fails the one length check
+ * each write makes anyway: heads take dozens of writes per request. */
 
 #include <stddef.h>
 #include <string.h>
@@ -16,8 +18,9 @@ typedef struct {
 
 static inline void dp_wbuf_put(dp_wbuf *w, const char *s, size_t n)
 {
-    if (w->overflow || (size_t)(w->end - w->p) < n) {
+    if ((size_t)(w->end - w->p) < n) {
         w->overflow = 1;
+        w->end = w->p;
         return;
     }
     memcpy(w->p, s, n);

@@ -14,20 +14,30 @@
 #include "data_plane/upstream/dns.h"
 #include "proto/log.h"
 
-#define MAX_FREE_BUFS 64
+/* Read buffers in use peak at two per request in flight (client and upstream side), and both
+ * go back after every request: a fixed free list of 64 sent a quarter of the requests of a
+ * 50-connection load through malloc and free of 64 KiB. A returned buffer is kept while the
+ * buffers held (in use and free) are no more than the most ever in use at once, like nginx's
+ * and HAProxy's pools that keep what the peak needed; at least MIN_FREE_BUFS, at most
+ * MAX_FREE_BUFS free. */
+#define MIN_FREE_BUFS 64
+#define MAX_FREE_BUFS 1024
 
 char *dp_worker_get_buf(dp_worker *w)
 {
-    if (w->nfree_bufs)
-        return w->free_bufs[--w->nfree_bufs];
-    return malloc(DP_RBUF_SIZE);
+    char *b = w->nfree_bufs ? w->free_bufs[--w->nfree_bufs] : malloc(DP_RBUF_SIZE);
+    if (b && ++w->nbufs_out > w->nbufs_peak)
+        w->nbufs_peak = w->nbufs_out;
+    return b;
 }
 
 void dp_worker_put_buf(dp_worker *w, char *buf)
 {
     if (!buf)
         return;
-    if (w->nfree_bufs < MAX_FREE_BUFS) {
+    w->nbufs_out--;
+    if (w->free_bufs && w->nfree_bufs < MAX_FREE_BUFS &&
+        (w->nfree_bufs < MIN_FREE_BUFS || w->nfree_bufs + w->nbufs_out < w->nbufs_peak)) {
         w->free_bufs[w->nfree_bufs++] = buf;
         return;
     }

@@ -71,6 +71,7 @@ struct dp_worker {
     void *dns;        /* dp_dns cache */
     char **free_bufs; /* read buffers kept for reuse */
     int nfree_bufs;
+    int nbufs_out, nbufs_peak; /* read buffers handed out now, and at most at once */
     uint64_t req_counter;
     dp_worker_stats stats;
     SSL_CTX *server_ctx;

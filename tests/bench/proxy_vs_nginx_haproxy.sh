@@ -30,7 +30,9 @@ trap cleanup EXIT
 free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 UP=$(free_port); P_SLUICE=$(free_port); P_NGINX=$(free_port); P_HAPROXY=$(free_port); P_STATUS=$(free_port)
 
-# --- the upstream: nginx with two workers, a fixed small body
+# --- the upstream: nginx with two workers, a fixed small body. reuseport: the kernel spreads
+# new connections over both workers; without it one worker tends to take most of a burst of
+# reconnects (a proxy re-opening its pool after a round), and the round measures that worker.
 mkdir -p "$WORK/up/logs"
 BODYTEXT=$(head -c "$BODY" /dev/zero | tr '\0' 'x')
 cat > "$WORK/up/nginx.conf" <<CONF
@@ -41,7 +43,7 @@ events { worker_connections 4096; }
 http {
   access_log off;
   keepalive_requests 1000000;
-  server { listen 127.0.0.1:$UP; location / { return 200 "$BODYTEXT"; } }
+  server { listen 127.0.0.1:$UP reuseport; location / { return 200 "$BODYTEXT"; } }
 }
 CONF
 nginx -p "$WORK/up" -c "$WORK/up/nginx.conf" -g 'daemon off;' & PIDS+=($!)
