@@ -7,6 +7,7 @@
 #include "data_plane/config/route_fields.h"
 #include "data_plane/upstream/balancer.h"
 #include "proto/log.h"
+#include "proto/parallel.h"
 
 static const char *str(const json_t *o, const char *k)
 {
@@ -38,12 +39,22 @@ typedef struct {
     size_t mask;
 } id_index;
 
+/* Ids are uuids: 36 bytes hashed eight at a time (a byte-wise hash is a multiply per byte in
+ * one dependency chain, and every one of 100,000 routes looks its service up). */
 static size_t hash_str(const char *s)
 {
-    size_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h ^ (h >> 29);
+    size_t n = strlen(s);
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
+    for (; n >= 8; s += 8, n -= 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    for (; n; s++, n--)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    h ^= h >> 29;
+    return (size_t)(h * 0xc4ceb9fe1a85ec53ull >> 17) ^ (size_t)h;
 }
 
 static int id_index_init(id_index *x, size_t n)
@@ -285,36 +296,41 @@ static void prefetch_row(const json_t *rows, size_t i)
 
 /* Walks the previous generation's routes beside the new ones: both arrays are in id order and
  * share every unchanged row (data_plane/config/delta.c), so an unchanged row is recognised by
- * its pointer and its fields are taken from prev instead of walking its members again (that
- * walk is most of a build: the rows are cold in the cache). */
+ * its pointer and its route is taken from prev without walking its members (that walk is
+ * most of a build: the rows are cold in the cache). */
 typedef struct {
     const json_t *rows;
-    const dp_route_fields *fields;
+    const dp_route *routes;
     size_t n, j;
 } prev_routes;
 
-/* How far past a row that is not prev's next one fields_for looks for it by pointer: rows
+/* How far past a row that is not prev's next one prev_find looks for it by pointer: rows
  * deleted just before it (a delete makes the next unchanged row not prev's next one). */
 #define PREV_LOOKAHEAD 8
 
-/* The fields of row: prev's when it is one of prev's next rows (returns its position in prev;
- * the rows of prev before it were deleted), else read (returns (size_t)-1; prev skips the rows
- * it had up to this id: deleted or replaced). */
-static size_t fields_for(prev_routes *p, const json_t *row, dp_route_fields *f)
+/* Where row sits in prev when it is one of prev's next rows (the rows of prev before it were
+ * deleted), else (size_t)-1: the caller reads the row (prev_skip). */
+static size_t prev_find(prev_routes *p, const json_t *row)
 {
     for (size_t k = p->j; k < p->n && k < p->j + PREV_LOOKAHEAD; k++) {
         if (json_array_get(p->rows, k) == row) {
-            *f = p->fields[k];
             p->j = k + 1;
             return k;
         }
     }
-    dp_route_fields_read(row, f);
-    while (p->j < p->n && f->id && p->fields[p->j].id && strcmp(p->fields[p->j].id, f->id) < 0)
+    return (size_t)-1;
+}
+
+/* After prev_find missed row, read into f: prev skips the rows it had up to f's id (deleted or
+ * replaced). Returns row's position in prev when more rows were deleted before it than the
+ * look-ahead covers, else (size_t)-1. */
+static size_t prev_skip(prev_routes *p, const json_t *row, const dp_route_fields *f)
+{
+    while (p->j < p->n && f->id && p->routes[p->j].id && strcmp(p->routes[p->j].id, f->id) < 0)
         p->j++;
     if (p->j < p->n && json_array_get(p->rows, p->j) == row)
-        return p->j++; /* more deletes before it than the look-ahead covers */
-    while (p->j < p->n && f->id && p->fields[p->j].id && strcmp(p->fields[p->j].id, f->id) == 0)
+        return p->j++;
+    while (p->j < p->n && f->id && p->routes[p->j].id && strcmp(p->routes[p->j].id, f->id) == 0)
         p->j++;
     return (size_t)-1;
 }
@@ -345,6 +361,132 @@ static void route_from_fields(dp_route *d, const dp_route_fields *f)
     /* no http nor https (stream/grpc routes): protocols 0, not served by this engine */
 }
 
+/* A whole build (no prev) of at least this many routes reads and compiles them on several
+ * threads, in parts of ROUTES_PER_PART: reading the rows is bound by memory latency and page
+ * faults, which each core waits out on its own. The parts hand their routes to parts of the
+ * router builder (dp_router_builder_split), so the result is the serial one. */
+#define ROUTES_PARALLEL_MIN 8192
+#define ROUTES_PER_PART 4096
+#define ROUTES_THREADS 4
+
+/* Route i of the config: its record (with its service) and, when it is served, its compiled
+ * records in rb. -1 with rb's error when the router refuses it. */
+static int take_route(dp_generation *g, const json_t *routes, const id_index *services,
+                      dp_router_builder *rb, size_t i)
+{
+    dp_route *d = &g->routes[i];
+    dp_route_fields f;
+    dp_route_fields_read(json_array_get(routes, i), &f);
+    memset(d, 0, sizeof(*d));
+    route_from_fields(d, &f);
+    size_t si = id_index_get(services, f.service_id);
+    if (si != (size_t)-1)
+        d->service = &g->services[si];
+    if (!d->protocols || (d->service && !d->service->served))
+        return 0;
+    return dp_router_builder_add(rb, i, &f);
+}
+
+typedef struct {
+    dp_generation *g;
+    const json_t *routes;
+    const id_index *services;
+    dp_router_builder *rb; /* split into parts of ROUTES_PER_PART routes */
+} routes_job;
+
+/* sl_parallel_for body: one part (begin is a multiple of ROUTES_PER_PART). */
+static void take_part(void *arg, size_t begin, size_t end)
+{
+    routes_job *job = arg;
+    dp_router_builder *part = dp_router_builder_part(job->rb, begin / ROUTES_PER_PART);
+    for (size_t i = begin; i < end; i++) {
+        if (i + ROW_AHEAD < end)
+            prefetch_row(job->routes, i + ROW_AHEAD);
+        if (take_route(job->g, job->routes, job->services, part, i) != 0)
+            return; /* the part keeps its error for finish */
+    }
+}
+
+/* Every route of the config, none taken from a previous generation. */
+static int take_all(dp_generation *g, const json_t *routes, const id_index *services,
+                    dp_router_builder *rb)
+{
+    if (g->nroutes < ROUTES_PARALLEL_MIN) {
+        for (size_t i = 0; i < g->nroutes; i++) {
+            if (i + ROW_AHEAD < g->nroutes)
+                prefetch_row(routes, i + ROW_AHEAD);
+            if (take_route(g, routes, services, rb, i) != 0)
+                return -1;
+        }
+        return 0;
+    }
+    if (dp_router_builder_split(rb, ROUTES_PER_PART) != 0)
+        return -1;
+    routes_job job = {g, routes, services, rb};
+    sl_parallel_for(g->nroutes, ROUTES_PER_PART, ROUTES_THREADS, take_part, &job);
+    return 0; /* a part's error comes out of dp_router_builder_finish */
+}
+
+/* Every route of the config, those whose rows prev shares taken over from it. */
+static int take_next(dp_generation *g, const json_t *routes, const id_index *services,
+                     const dp_generation *prev, dp_router_builder *rb, char *err, size_t errlen)
+{
+    prev_routes pr = {arr(prev->config, "routes"), prev->routes, prev->nroutes, 0};
+    if (!pr.rows)
+        pr.n = 0;
+    /* prev's services by position -> this generation's service of the same id, so a route
+     * taken over from prev finds its service without a look-up by id */
+    dp_service **svc_map = calloc(prev->nservices + 1, sizeof(*svc_map));
+    if (!svc_map) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < prev->nservices; i++) {
+        size_t si = id_index_get(services, prev->services[i].id);
+        svc_map[i] = si != (size_t)-1 ? &g->services[si] : NULL;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < g->nroutes && rc == 0; i++) {
+        dp_route *d = &g->routes[i];
+        const json_t *row = json_array_get(routes, i);
+        dp_route_fields f;
+        int have = 0; /* f read */
+        size_t j = prev_find(&pr, row);
+        if (j == (size_t)-1) {
+            dp_route_fields_read(row, &f);
+            have = 1;
+            j = prev_skip(&pr, row, &f);
+        }
+        if (j != (size_t)-1) {
+            /* the same row as prev's route j: the same route, but its service may differ */
+            *d = prev->routes[j];
+            d->service = d->service ? svc_map[d->service - prev->services] : NULL;
+        } else {
+            memset(d, 0, sizeof(*d));
+            route_from_fields(d, &f);
+        }
+        if (!d->service) {
+            if (!have) {
+                dp_route_fields_read(row, &f);
+                have = 1;
+            }
+            size_t si = id_index_get(services, f.service_id);
+            if (si != (size_t)-1)
+                d->service = &g->services[si];
+        }
+        if (!d->protocols || (d->service && !d->service->served))
+            continue;
+        /* into the router now, while the row is in the cache */
+        if (j != (size_t)-1 && (rc = dp_router_builder_keep(rb, i, j, have ? &f : NULL)) <= 0)
+            continue;
+        if (!have)
+            dp_route_fields_read(row, &f); /* prev's router has no such route to take over */
+        rc = dp_router_builder_add(rb, i, &f);
+    }
+    free(svc_map);
+    return rc;
+}
+
 static int build_routes(dp_generation *g, json_t *config, const dp_generation *prev, char *err,
                         size_t errlen)
 {
@@ -352,73 +494,29 @@ static int build_routes(dp_generation *g, json_t *config, const dp_generation *p
     json_t *svcs = arr(config, "services");
     size_t nsvcs = svcs ? json_array_size(svcs) : 0;
     g->nroutes = routes ? json_array_size(routes) : 0;
-    /* not zeroed: the loop writes every entry (zeroing 100,000 of them costs more than the
+    /* not zeroed: the loops write every entry (zeroing 100,000 of them costs more than the
      * rest of an incremental build); the spare last entry is zeroed */
     g->routes = malloc((g->nroutes + 1) * sizeof(dp_route));
-    g->route_fields = malloc((g->nroutes + 1) * sizeof(dp_route_fields));
     if (g->routes)
         memset(&g->routes[g->nroutes], 0, sizeof(dp_route));
-    if (g->route_fields)
-        memset(&g->route_fields[g->nroutes], 0, sizeof(dp_route_fields));
-    prev_routes pr = {0};
-    if (prev && prev->route_fields) {
-        pr.rows = arr(prev->config, "routes");
-        pr.fields = prev->route_fields;
-        pr.n = prev->nroutes;
-    }
     id_index service_index = {0};
-    dp_router_builder *rb = NULL;
-    /* prev's services by position -> this generation's service of the same id, so a route
-     * taken over from prev finds its service without a look-up by id */
-    dp_service **svc_map = calloc((pr.n ? prev->nservices : 0) + 1, sizeof(*svc_map));
-    if (!g->routes || !g->route_fields || !svc_map || id_index_init(&service_index, nsvcs)) {
+    if (!g->routes || id_index_init(&service_index, nsvcs)) {
         id_index_free(&service_index);
-        free(svc_map);
         snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    rb = dp_router_builder_new_next(g->nroutes, prev ? prev->router : NULL, err, errlen);
-    if (!rb) {
-        id_index_free(&service_index);
-        free(svc_map);
         return -1;
     }
     for (size_t i = 0; i < nsvcs; i++)
         id_index_put(&service_index, g->services[i].id, i);
-    for (size_t i = 0; pr.n && i < prev->nservices; i++) {
-        size_t si = id_index_get(&service_index, prev->services[i].id);
-        svc_map[i] = si != (size_t)-1 ? &g->services[si] : NULL;
-    }
-    int rc = 0;
-    for (size_t i = 0; i < g->nroutes; i++) {
-        dp_route *d = &g->routes[i];
-        dp_route_fields *fp = &g->route_fields[i];
-        if (i + ROW_AHEAD < g->nroutes && !pr.n)
-            prefetch_row(routes, i + ROW_AHEAD);
-        size_t j = fields_for(&pr, json_array_get(routes, i), fp);
-        if (j != (size_t)-1) {
-            /* the same row as prev's route j: the same route, but its service may differ */
-            *d = prev->routes[j];
-            d->service = d->service ? svc_map[d->service - prev->services] : NULL;
-        } else {
-            memset(d, 0, sizeof(*d));
-            route_from_fields(d, fp);
-        }
-        if (!d->service) {
-            size_t si = id_index_get(&service_index, fp->service_id);
-            if (si != (size_t)-1)
-                d->service = &g->services[si];
-        }
-        if (!d->protocols || (d->service && !d->service->served))
-            continue;
-        /* into the router now, while the row is in the cache */
-        rc = j != (size_t)-1 ? dp_router_builder_keep(rb, i, j, fp)
-                             : dp_router_builder_add(rb, i, fp);
-        if (rc != 0)
-            break;
-    }
+    /* a previous router too wasteful to build on gives a whole build, which runs in parallel */
+    if (prev && !dp_router_builder_builds_on(prev->router))
+        prev = NULL;
+    dp_router_builder *rb =
+        dp_router_builder_new_next(g->nroutes, prev ? prev->router : NULL, err, errlen);
+    int rc = rb ? 0 : -1;
+    if (rb)
+        rc = prev ? take_next(g, routes, &service_index, prev, rb, err, errlen)
+                  : take_all(g, routes, &service_index, rb);
     id_index_free(&service_index);
-    free(svc_map);
     if (rc != 0) {
         dp_router_builder_abort(rb);
         return -1;
@@ -495,7 +593,6 @@ void dp_generation_unref(dp_generation *g)
     }
     free(g->upstreams);
     free(g->routes);
-    free(g->route_fields);
     json_decref(g->config);
     free(g);
 }

@@ -55,7 +55,6 @@ typedef struct dp_generation {
     size_t nservices;
     dp_route *routes; /* same order as config["routes"] */
     size_t nroutes;
-    dp_route_fields *route_fields; /* each route row's members, kept for the next build */
     dp_upstream *upstreams;
     size_t nupstreams;
     dp_router *router;

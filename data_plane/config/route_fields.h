@@ -43,17 +43,33 @@ void dp_route_fields_read(const json_t *row, dp_route_fields *f);
  *             again. Calls must come in ascending index and prev_index. When prev has no such
  *             route (left out), was too wasteful to build on, or the order is broken, the
  *             route is built from f as by add, so the result is always what a full build of
- *             the same routes gives. */
+ *             the same routes gives; with f NULL, keep then returns 1 and changes nothing
+ *             (the caller reads the row and calls add)
+ *   builds_on: whether new_next would build on prev (1) or build afresh (0: prev is NULL or
+ *             holds too much garbage of earlier changes, and every keep would be an add) */
+/* A whole build on several threads (no prev):
+ *   split:    makes parts of b for `per` positions each (part k for positions k * per to
+ *             k * per + per - 1), before any route is given to b, which then takes routes
+ *             only through its parts; -1 with err on OOM
+ *   part:     part k (k < ceil(n / per)), a builder that takes add only, for its positions,
+ *             from one thread at a time; different parts may be used by different threads at
+ *             once. After an add fails on a part, that part takes nothing more. finish (on b,
+ *             after every part's adds are done) gives the router a serial build of the same
+ *             routes gives, or NULL with the error of the first part that failed; abort frees
+ *             the parts. */
 typedef struct dp_router_builder dp_router_builder;
 struct dp_router;
 dp_router_builder *dp_router_builder_new(size_t n, char *err, size_t errlen);
 dp_router_builder *dp_router_builder_new_next(size_t n, const struct dp_router *prev, char *err,
                                               size_t errlen);
+int dp_router_builder_builds_on(const struct dp_router *prev);
 int dp_router_builder_add(dp_router_builder *b, size_t index, const dp_route_fields *f);
 int dp_router_builder_keep(dp_router_builder *b, size_t index, size_t prev_index,
                            const dp_route_fields *f);
 struct dp_router *dp_router_builder_finish(dp_router_builder *b);
 void dp_router_builder_abort(dp_router_builder *b);
+int dp_router_builder_split(dp_router_builder *b, size_t per);
+dp_router_builder *dp_router_builder_part(dp_router_builder *b, size_t k);
 
 /* The value of member "id" of a reference object ({"id": "..."}), or NULL. */
 const char *dp_route_fields_ref_id(const json_t *ref);

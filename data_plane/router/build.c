@@ -6,7 +6,13 @@
  * route records over for the routes that did not change (their arena chunks are refcounted
  * and shared), compiles only the others, merges their sub-routes into the previous order
  * instead of sorting everything again, and patches a copy of the previous index; so a small
- * config change costs its own size plus a few array copies. */
+ * config change costs its own size plus a few array copies.
+ *
+ * A whole build of many routes runs in parts (dp_router_builder_split), one per run of
+ * positions, each with its own arena chunks and sub-route list, on as many threads as the
+ * caller likes; finish joins them and sorts every sub-route at once with integer keys
+ * (radix.c), so the result does not depend on how the parts were scheduled. */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,11 +70,14 @@ static int hold_chunk(dp_router *r, rt_chunk *c)
     return 0;
 }
 
-static void *rt_alloc(dp_router *r, size_t n)
+/* n bytes of the arena aligned to align (a power of two, at most 16), not zeroed. Strings
+ * are packed byte-aligned: the arena is most of a router's memory, and every page of it is a
+ * page fault on a fresh heap. */
+static void *arena_take(dp_router *r, size_t n, size_t align)
 {
-    n = (n + 15) & ~(size_t)15;
     rt_chunk *c = r->cur;
-    if (!c || c->size - c->used < n) {
+    size_t at = c ? (c->used + align - 1) & ~(align - 1) : 0;
+    if (!c || at > c->size || c->size - at < n) {
         size_t want = c ? (c->size * 2 < RT_CHUNK ? c->size * 2 : RT_CHUNK) : RT_CHUNK_MIN;
         size_t size = n > want ? n : want;
         c = malloc(sizeof(rt_chunk) + size);
@@ -83,21 +92,34 @@ static void *rt_alloc(dp_router *r, size_t n)
             return NULL;
         }
         r->cur = c;
+        at = 0;
     }
-    void *p = c->data + c->used;
-    c->used += n;
-    r->live += n;
-    memset(p, 0, n);
+    void *p = c->data + at;
+    r->live += at + n - c->used;
+    c->used = at + n;
+    return p;
+}
+
+/* Zeroed records (every record type holds pointers at most: 8-byte alignment). */
+static void *rt_alloc(dp_router *r, size_t n)
+{
+    void *p = arena_take(r, n, 8);
+    if (p)
+        memset(p, 0, n);
     return p;
 }
 
 static rt_str rt_strdup(dp_router *r, const char *s, size_t n, int lower)
 {
-    char *d = rt_alloc(r, n + 1);
+    char *d = arena_take(r, n + 1, 1);
     if (!d)
         return (rt_str){NULL, 0};
-    for (size_t i = 0; i < n; i++)
-        d[i] = (char)(lower && s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i]);
+    if (lower) {
+        for (size_t i = 0; i < n; i++)
+            d[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i]);
+    } else if (n) {
+        memcpy(d, s, n);
+    }
     d[n] = 0;
     return (rt_str){d, (uint32_t)n};
 }
@@ -108,28 +130,58 @@ typedef struct {
     uint32_t list, rank;
 } bposting;
 
-typedef struct {
-    uint32_t bucket, len;
-} blen;
+/* (bucket, prefix length) of a prefix key, as bucket << 32 | length: sorted as integers */
+typedef uint64_t blen;
+
+/* Bytes of a part's error message (a part reports its first error at finish). */
+#define RT_PART_ERR 512
 
 struct dp_router_builder {
-    dp_router *r;
-    const dp_router *prev; /* NULL: everything is built here */
-    uint32_t *prev_to_new; /* per position in prev: the new position, UINT32_MAX: not kept */
-    size_t cap;            /* routes the builder was sized for */
+    dp_router *r;              /* a part's own router holds only its arena, flags and counters */
+    const rt_route **by_index; /* the router's by_index; a part writes its own positions */
+    const dp_router *prev;     /* NULL: everything is built here */
+    uint32_t *prev_to_new;     /* per position in prev: the new position, UINT32_MAX: not kept */
+    size_t cap;                /* routes the builder was sized for */
     double t0;
     rt_matcher *nm; /* the sub-routes of the routes built here (not kept), unordered */
     size_t nnm, capnm;
-    bposting *post; /* postings to file (incremental: those of the new sub-routes only) */
+    int nm_borrowed; /* a part: nm is its slice of the whole builder's, not its own */
+    bposting *post;  /* postings to file (incremental: those of the new sub-routes only) */
     size_t npost, cappost;
     blen *lens; /* (bucket, length) of each prefix key added */
     size_t nlens, caplens;
     size_t caplists, capbuckets;
     size_t nkept, last_kept, last_kept_to; /* routes taken over from prev, the last one */
+    /* The routes built here (add), in the order added: whether their (id, position) ascend
+     * together, which lets the sort take the order of addition for the id order */
+    size_t nadd, first_index, last_index;
+    const char *first_id, *last_id; /* arena */
+    int unsorted;
+    size_t nhost_keys, nprefix_keys;  /* upper bounds of the index's keys, to size its tables */
+    struct dp_router_builder **parts; /* dp_router_builder_split */
+    size_t nparts;
+    int failed;         /* a part: an add failed, err holds why */
+    uint32_t hash_sink; /* keeps build_index's prefetches (see prefetch_slot) */
     char *err;
     size_t errlen;
+    char part_err[]; /* a part's err (RT_PART_ERR bytes) */
 };
 typedef struct dp_router_builder builder;
+
+/* Zeroed memory for arrays that are read before they are written (tables, counters): calloc
+ * leaves fresh pages unmapped, so the first read of each maps the zero page and the first
+ * write faults again; writing them here costs one fault a page (3 us each on this kind of
+ * host, 1,500 of them for the prefix table of 100,000 routes). NULL on OOM. */
+static void *(*const volatile zero_fill)(void *, int, size_t) = memset; /* not folded into
+                                                                           calloc by the compiler */
+
+static void *zalloc(size_t n, size_t elem)
+{
+    void *p = malloc(n * elem);
+    if (p)
+        zero_fill(p, 0, n * elem);
+    return p;
+}
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem)
 {
@@ -318,6 +370,17 @@ static uint64_t priority(uint64_t base, int has_paths, int regex, size_t plain_l
 /* A new sub-route of rr (its records are filled by the caller). */
 static rt_sub *new_sub(builder *b, rt_route *rr, int index)
 {
+    if (b->nm_borrowed && b->nnm == b->capnm) {
+        /* the part's slice is full: on in an array of its own */
+        rt_matcher *own = malloc((2 * b->capnm + 64) * sizeof(rt_matcher));
+        if (!own)
+            return NULL;
+        if (b->nnm)
+            memcpy(own, b->nm, b->nnm * sizeof(rt_matcher));
+        b->nm = own;
+        b->capnm = 2 * b->capnm + 64;
+        b->nm_borrowed = 0;
+    }
     if (grow((void **)&b->nm, &b->capnm, b->nnm + 1, sizeof(rt_matcher)))
         return NULL;
     rt_sub *sub = &rr->subs[rr->nsubs++];
@@ -366,17 +429,16 @@ static int build_route(builder *b, rt_route *rr, const dp_route_fields *j, int i
     else
         rr->protocols = (http ? DP_ROUTER_PROTO_HTTP : 0) | (https ? DP_ROUTER_PROTO_HTTPS : 0);
 
+    /* the arrays a route leaves empty (most of them) stay NULL: no arena bytes */
     const json_t *methods = j->methods;
     rr->nmethods = (uint32_t)arr_len(methods);
-    rr->methods = rt_alloc(r, (rr->nmethods + 1) * sizeof(rt_str));
-    if (!rr->methods)
+    if (rr->nmethods && !(rr->methods = rt_alloc(r, rr->nmethods * sizeof(rt_str))))
         return oom(b);
     json_array_foreach(methods, i, v) rr->methods[i] = rt_strdup(r, jstr(v), strlen(jstr(v)), 0);
 
     const json_t *snis = j->snis;
     rr->nsnis = (uint32_t)arr_len(snis);
-    rr->snis = rt_alloc(r, (rr->nsnis + 1) * sizeof(rt_str));
-    if (!rr->snis)
+    if (rr->nsnis && !(rr->snis = rt_alloc(r, rr->nsnis * sizeof(rt_str))))
         return oom(b);
     json_array_foreach(snis, i, v)
     {
@@ -390,9 +452,9 @@ static int build_route(builder *b, rt_route *rr, const dp_route_fields *j, int i
 
     const json_t *hj = j->hosts;
     rr->nhosts = (uint32_t)arr_len(hj);
-    rr->hosts = rt_alloc(r, (rr->nhosts + 1) * sizeof(rt_host));
-    if (!rr->hosts)
+    if (rr->nhosts && !(rr->hosts = rt_alloc(r, rr->nhosts * sizeof(rt_host))))
         return oom(b);
+    b->nhost_keys += rr->nhosts;
     json_array_foreach(hj, i, v)
     {
         parse_host(r, jstr(v), &rr->hosts[i]);
@@ -407,11 +469,9 @@ static int build_route(builder *b, rt_route *rr, const dp_route_fields *j, int i
     uint64_t base = route_priority(j, rr);
     const json_t *paths = j->paths;
     size_t np = arr_len(paths), nre = 0, nplain = 0;
-    /* at most one sub-route per path, plus the regex group */
-    rr->subs = rt_alloc(r, (np + 1) * sizeof(rt_sub));
-    if (!rr->subs)
-        return oom(b);
     if (np == 0) {
+        if (!(rr->subs = rt_alloc(r, sizeof(rt_sub))))
+            return oom(b);
         rt_sub *sub = new_sub(b, rr, index);
         if (!sub)
             return oom(b);
@@ -433,6 +493,14 @@ static int build_route(builder *b, rt_route *rr, const dp_route_fields *j, int i
         if (!plain[nplain++].p)
             return oom(b);
     }
+    /* one sub-route per distinct plain length, like Kong's split routes, plus the regexes' */
+    sl_sort(plain, nplain, sizeof(rt_str), cmp_len);
+    size_t nsubs = nre > 0;
+    for (size_t k = 0; k < nplain; k++)
+        nsubs += k == 0 || plain[k].len != plain[k - 1].len;
+    if (!(rr->subs = rt_alloc(r, nsubs * sizeof(rt_sub))))
+        return oom(b);
+    b->nprefix_keys += nplain * (rr->nhosts ? rr->nhosts : 1);
     if (nre) {
         rt_sub *sub = new_sub(b, rr, index);
         if (!sub)
@@ -452,8 +520,6 @@ static int build_route(builder *b, rt_route *rr, const dp_route_fields *j, int i
         }
     }
     if (nplain) {
-        /* one sub-route per prefix length, like Kong's split routes */
-        sl_sort(plain, nplain, sizeof(rt_str), cmp_len);
         for (size_t k = 0; k < nplain;) {
             size_t e = k;
             while (e < nplain && plain[e].len == plain[k].len)
@@ -485,58 +551,96 @@ static int cmp_matcher(const rt_matcher *x, const rt_matcher *y)
     return x->index - y->index;
 }
 
-/* Sorted as small keys (the comparison rarely needs the id) and applied to the matchers
- * once, instead of moving the records on every merge step. */
+/* The routes of b->nm by (id, position), for the sort's tie key when they were not added in
+ * that order. */
 typedef struct {
-    uint64_t priority;
-    long long created_at;
-    const rt_matcher *m;
-} match_key;
+    const char *id;
+    int index;
+    uint32_t ordinal; /* the route's number in order of addition */
+} id_rank;
 
-static inline int cmp_match_key(const match_key *x, const match_key *y)
+static int cmp_id_rank(const void *a, const void *b)
 {
-    if (x->priority != y->priority)
-        return x->priority > y->priority ? -1 : 1;
-    if (x->created_at != y->created_at)
-        return x->created_at < y->created_at ? -1 : 1;
-    return cmp_matcher(x->m, y->m);
+    const id_rank *x = a, *y = b;
+    int c = strcmp(x->id, y->id);
+    if (c)
+        return c;
+    return x->index < y->index ? -1 : x->index > y->index;
 }
 
-/* Sorts the sub-routes built here (b->nm) into Kong's order. */
+/* The order of the sub-routes built here (b->nm) in Kong's order: order[k] is the number in
+ * b->nm of the k-th. Each sub-route's key is integers only: when the routes were added with
+ * ascending positions and ids (snapshot rows come in id order), the order of addition is the
+ * (id, position) order and a stable sort on (priority, created_at) gives the whole order;
+ * otherwise each route's rank by (id, position) is computed once and sorted along. Caller
+ * frees the result; NULL on OOM. */
+static uint32_t *order_new(builder *b)
+{
+    size_t n = b->nnm;
+    rt_sort_rec *recs = malloc((2 * n + 1) * sizeof(*recs));
+    uint32_t *order = malloc((n + 1) * sizeof(*order));
+    if (!recs || !order) {
+        free(recs);
+        free(order);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const rt_matcher *m = &b->nm[i];
+        recs[i] = (rt_sort_rec){~m->priority, (uint64_t)m->route->created_at ^ (1ull << 63), 0,
+                                (uint32_t)i};
+    }
+    int with_tie = b->unsorted;
+    if (with_tie) {
+        /* the sub-routes of one route are next to each other in b->nm */
+        id_rank *ids = malloc((n + 1) * sizeof(*ids));
+        uint32_t *rank = malloc((n + 1) * sizeof(*rank));
+        if (!ids || !rank) {
+            free(ids);
+            free(rank);
+            free(recs);
+            free(order);
+            return NULL;
+        }
+        size_t nr = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (i == 0 || b->nm[i].route != b->nm[i - 1].route) {
+                ids[nr] = (id_rank){b->nm[i].route->id, b->nm[i].index, (uint32_t)nr};
+                nr++;
+            }
+            recs[i].tie = (uint32_t)(nr - 1); /* the ordinal for now */
+        }
+        sl_sort(ids, nr, sizeof(*ids), cmp_id_rank);
+        for (size_t k = 0; k < nr; k++)
+            rank[ids[k].ordinal] = (uint32_t)k;
+        for (size_t i = 0; i < n; i++)
+            recs[i].tie = rank[recs[i].tie];
+        free(ids);
+        free(rank);
+    }
+    const rt_sort_rec *sorted = rt_radix_sort(recs, recs + n, n, with_tie);
+    for (size_t k = 0; k < n; k++)
+        order[k] = sorted[k].m;
+    free(recs);
+    return order;
+}
+
+/* Sorts the sub-routes built here (b->nm) into Kong's order (the incremental build merges
+ * them into the previous order). */
 static int sort_new(builder *b)
 {
     if (b->nnm < 2)
         return 0;
     size_t n = b->nnm;
-    match_key *keys = malloc(2 * n * sizeof(*keys));
+    uint32_t *order = order_new(b);
     rt_matcher *sorted = malloc(n * sizeof(*sorted));
-    if (!keys || !sorted) {
-        free(keys);
+    if (!order || !sorted) {
+        free(order);
         free(sorted);
         return -1;
     }
     for (size_t i = 0; i < n; i++)
-        keys[i] = (match_key){b->nm[i].priority, b->nm[i].route->created_at, &b->nm[i]};
-    /* bottom-up merge sort (stable, n log n, the comparison inlined) between two halves */
-    match_key *src = keys, *dst = keys + n;
-    for (size_t w = 1; w < n; w *= 2) {
-        for (size_t lo = 0; lo < n; lo += 2 * w) {
-            size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
-            size_t i = lo, j = mid, k = lo;
-            while (i < mid && j < hi)
-                dst[k++] = cmp_match_key(&src[j], &src[i]) < 0 ? src[j++] : src[i++];
-            while (i < mid)
-                dst[k++] = src[i++];
-            while (j < hi)
-                dst[k++] = src[j++];
-        }
-        match_key *t = src;
-        src = dst;
-        dst = t;
-    }
-    for (size_t i = 0; i < n; i++)
-        sorted[i] = *src[i].m;
-    free(keys);
+        sorted[i] = b->nm[order[i]];
+    free(order);
     free(b->nm);
     b->nm = sorted;
     b->capnm = n;
@@ -606,7 +710,7 @@ static int merge_matchers(builder *b, uint32_t *rank_map, uint32_t *new_rank)
 static int table_grow(dp_router *r, rt_table *t)
 {
     uint32_t cap = t->slots ? (t->mask + 1) * 2 : 1024;
-    rt_slot *s = calloc(cap, sizeof(rt_slot));
+    rt_slot *s = zalloc(cap, sizeof(rt_slot));
     if (!s)
         return -1;
     for (uint32_t i = 0; t->slots && i <= t->mask; i++) {
@@ -672,11 +776,11 @@ static int post(builder *b, uint32_t list, uint32_t rank)
     return 0;
 }
 
-/* Files matcher `rank` under bucket bk: its prefixes, its regex group, or the path-less list. */
-static int file_match(builder *b, uint32_t bk, uint32_t rank)
+/* Files sub-route m, at rank, under bucket bk: its prefixes, its regex group, or the
+ * path-less list. */
+static int file_match(builder *b, uint32_t bk, const rt_sub *m, uint32_t rank)
 {
     dp_router *r = b->r;
-    const rt_sub *m = r->matchers[rank].sub;
     if (m->nres) {
         if (r->buckets[bk].regex == RT_NO_LIST)
             r->buckets[bk].regex = new_list(b);
@@ -695,7 +799,7 @@ static int file_match(builder *b, uint32_t bk, uint32_t rank)
             s->value = new_list(b);
             if (grow((void **)&b->lens, &b->caplens, b->nlens + 1, sizeof(blen)))
                 return -1;
-            b->lens[b->nlens++] = (blen){bk, m->prefixes[k].len};
+            b->lens[b->nlens++] = (blen)bk << 32 | m->prefixes[k].len;
         }
         if (post(b, s->value, rank) != 0)
             return -1;
@@ -703,13 +807,14 @@ static int file_match(builder *b, uint32_t bk, uint32_t rank)
     return 0;
 }
 
-/* Files matcher `rank` under each of its route's hosts, or under bucket 0 without hosts. */
-static int file_rank(builder *b, uint32_t rank)
+/* Files matcher m, at rank, under each of its route's hosts, or under bucket 0 without
+ * hosts. */
+static int file_rank(builder *b, const rt_matcher *m, uint32_t rank)
 {
     dp_router *r = b->r;
-    const rt_route *rr = r->matchers[rank].route;
+    const rt_route *rr = m->route;
     if (!rr->nhosts)
-        return file_match(b, 0, rank);
+        return file_match(b, 0, m->sub, rank);
     for (uint32_t h = 0; h < rr->nhosts; h++) {
         const rt_host *hp = &rr->hosts[h];
         rt_slot *s =
@@ -718,18 +823,10 @@ static int file_rank(builder *b, uint32_t rank)
             return -1;
         if (s->value == UINT32_MAX && (s->value = new_bucket(b)) == RT_NO_LIST)
             return -1;
-        if (file_match(b, s->value, rank) != 0)
+        if (file_match(b, s->value, m->sub, rank) != 0)
             return -1;
     }
     return 0;
-}
-
-static int cmp_blen(const void *a, const void *b)
-{
-    const blen *x = a, *y = b;
-    if (x->bucket != y->bucket)
-        return x->bucket < y->bucket ? -1 : 1;
-    return x->len < y->len ? -1 : x->len > y->len;
 }
 
 static int cmp_bposting(const void *a, const void *b)
@@ -740,23 +837,129 @@ static int cmp_bposting(const void *a, const void *b)
     return x->rank < y->rank ? -1 : x->rank > y->rank;
 }
 
-static int build_index(builder *b)
+/* Sizes an empty t for n keys (it still grows past that). */
+static int table_reserve(dp_router *r, rt_table *t, size_t n)
+{
+    if (!n || t->slots)
+        return 0;
+    size_t cap = 1024;
+    while ((n + 1) * 2 > cap && cap * 2 <= UINT32_MAX)
+        cap *= 2;
+    t->slots = zalloc(cap, sizeof(rt_slot));
+    if (!t->slots)
+        return -1;
+    t->mask = (uint32_t)(cap - 1);
+    r->bytes += cap * sizeof(rt_slot);
+    return 0;
+}
+
+/* b->lens sorted, then each bucket's distinct lengths into r->lens. The lengths of prev's
+ * buckets (NULL: none) are merged in. */
+static int file_lens(builder *b, const dp_router *prev)
+{
+    dp_router *r = b->r;
+    blen *tmp = malloc((b->nlens + 1) * sizeof(blen));
+    r->lens = malloc(((prev ? prev->nlens : 0) + b->nlens + 1) * sizeof(uint32_t));
+    if (!tmp || !r->lens) {
+        free(tmp);
+        return oom(b);
+    }
+    const blen *lens = b->nlens ? rt_radix_sort_u64(b->lens, tmp, b->nlens) : b->lens;
+    uint32_t n = 0;
+    size_t q = 0;
+    for (uint32_t bk = 0; bk < r->nbuckets; bk++) {
+        const uint32_t *old = NULL;
+        uint32_t no = 0, start = n;
+        if (prev && bk < prev->nbuckets) {
+            old = prev->lens + prev->buckets[bk].lens_off;
+            no = prev->buckets[bk].nlens;
+        }
+        uint32_t i = 0;
+        while (i < no || (q < b->nlens && lens[q] >> 32 == bk)) {
+            uint32_t len;
+            if (q < b->nlens && lens[q] >> 32 == bk && (i == no || (uint32_t)lens[q] <= old[i]))
+                len = (uint32_t)lens[q++];
+            else
+                len = old[i++];
+            if (n == start || r->lens[n - 1] != len)
+                r->lens[n++] = len;
+        }
+        r->buckets[bk].lens_off = start;
+        r->buckets[bk].nlens = n - start;
+    }
+    free(tmp);
+    r->nlens = n;
+    r->bytes += (n + 1) * sizeof(uint32_t);
+    return 0;
+}
+
+/* How many sub-routes ahead the filing loop asks for the table slot of a sub-route's first
+ * key: the tables are megabytes and each insert lands at random, so without the hint every
+ * insert waits for memory in turn. */
+#define FILE_AHEAD 16
+
+/* Prefetches the slot m's first key hashes to, and returns that hash: the caller must use it,
+ * or the compiler drops the whole computation (a prefetch is not a side effect to it). */
+static uint32_t prefetch_slot(const dp_router *r, const rt_matcher *m)
+{
+    const rt_route *rr = m->route;
+    const rt_table *t;
+    uint32_t h;
+    if (rr->nhosts) {
+        const rt_host *hp = &rr->hosts[0];
+        t = &r->hosts;
+        h = rt_hash_key((uint32_t)hp->kind | (uint32_t)hp->port << 2, hp->name.p, hp->name.len);
+    } else if (m->sub->nprefixes) {
+        t = &r->prefixes;
+        h = rt_hash_key(0, m->sub->prefixes[0].p, m->sub->prefixes[0].len);
+    } else {
+        return 0;
+    }
+    if (t->slots)
+        __builtin_prefetch(&t->slots[h & t->mask], 1);
+    return h;
+}
+
+/* The index of a full build. The sub-routes are filed in the order they were built (rank[j]
+ * is the rank of b->nm[j]): their records lie in the arena in that order, where filing them
+ * by rank would jump around it for every key. */
+static int build_index(builder *b, const uint32_t *rank)
 {
     dp_router *r = b->r;
     if (new_bucket(b) == RT_NO_LIST) /* bucket 0: routes without hosts */
         return oom(b);
-    for (uint32_t rank = 0; rank < r->nmatchers; rank++)
-        if (file_rank(b, rank) != 0)
-            return oom(b);
-    /* counting sort of the postings by list: each list stays in ascending rank order */
-    r->postings = malloc((b->npost + 1) * sizeof(uint32_t));
-    if (!r->postings)
+    size_t cap = (size_t)r->nmatchers + 1;
+    if (table_reserve(r, &r->hosts, b->nhost_keys < cap ? b->nhost_keys : cap) ||
+        table_reserve(r, &r->prefixes, b->nprefix_keys < cap ? b->nprefix_keys : cap))
         return oom(b);
+    for (size_t j = 0; j < b->nnm; j++) {
+        if (j + FILE_AHEAD < b->nnm)
+            b->hash_sink ^= prefetch_slot(r, &b->nm[j + FILE_AHEAD]);
+        if (file_rank(b, &b->nm[j], rank[j]) != 0)
+            return oom(b);
+    }
+    /* postings by list, each list in ascending rank: a counting sort by rank, then a stable
+     * one by list */
+    bposting *by_rank = malloc((b->npost + 1) * sizeof(bposting));
+    uint32_t *at = zalloc(r->nmatchers + 1, sizeof(uint32_t));
+    r->postings = malloc((b->npost + 1) * sizeof(uint32_t));
+    if (!by_rank || !at || !r->postings) {
+        free(by_rank);
+        free(at);
+        return oom(b);
+    }
+    for (size_t i = 0; i < b->npost; i++)
+        at[b->post[i].rank + 1]++;
+    for (uint32_t k = 0; k < r->nmatchers; k++)
+        at[k + 1] += at[k];
+    for (size_t i = 0; i < b->npost; i++)
+        by_rank[at[b->post[i].rank]++] = b->post[i];
+    free(at);
     r->npostings = (uint32_t)b->npost;
     r->bytes += (b->npost + 1) * sizeof(uint32_t) + r->nlists * sizeof(rt_list) +
                 r->nbuckets * sizeof(rt_bucket);
     for (size_t i = 0; i < b->npost; i++)
-        r->lists[b->post[i].list].n++;
+        r->lists[by_rank[i].list].n++;
     uint32_t off = 0;
     for (uint32_t i = 0; i < r->nlists; i++) {
         r->lists[i].off = off;
@@ -764,27 +967,12 @@ static int build_index(builder *b)
         r->lists[i].n = 0;
     }
     for (size_t i = 0; i < b->npost; i++) {
-        rt_list *l = &r->lists[b->post[i].list];
-        r->postings[l->off + l->n++] = b->post[i].rank;
+        rt_list *l = &r->lists[by_rank[i].list];
+        r->postings[l->off + l->n++] = by_rank[i].rank;
     }
+    free(by_rank);
     /* each bucket's distinct prefix lengths, ascending */
-    sl_sort(b->lens, b->nlens, sizeof(blen), cmp_blen);
-    r->lens = malloc((b->nlens + 1) * sizeof(uint32_t));
-    if (!r->lens)
-        return oom(b);
-    r->bytes += (b->nlens + 1) * sizeof(uint32_t);
-    uint32_t n = 0;
-    for (size_t i = 0; i < b->nlens; i++) {
-        if (i && b->lens[i].bucket == b->lens[i - 1].bucket && b->lens[i].len == b->lens[i - 1].len)
-            continue;
-        rt_bucket *bk = &r->buckets[b->lens[i].bucket];
-        if (!bk->nlens)
-            bk->lens_off = n;
-        bk->nlens++;
-        r->lens[n++] = b->lens[i].len;
-    }
-    r->nlens = n;
-    return 0;
+    return file_lens(b, NULL);
 }
 
 static int copy_table(dp_router *r, rt_table *t, const rt_table *from)
@@ -820,7 +1008,7 @@ static int patch_index(builder *b, const uint32_t *rank_map, const uint32_t *new
         memcpy(r->lists, prev->lists, prev->nlists * sizeof(rt_list));
     r->nlists = prev->nlists;
     for (size_t j = 0; j < b->nnm; j++)
-        if (file_rank(b, new_rank[j]) != 0)
+        if (file_rank(b, &r->matchers[new_rank[j]], new_rank[j]) != 0)
             return oom(b);
     sl_sort(b->post, b->npost, sizeof(bposting), cmp_bposting);
 
@@ -853,35 +1041,7 @@ static int patch_index(builder *b, const uint32_t *rank_map, const uint32_t *new
                 r->nbuckets * sizeof(rt_bucket);
 
     /* prefix lengths: prev's per bucket, merged with those of the keys added */
-    sl_sort(b->lens, b->nlens, sizeof(blen), cmp_blen);
-    r->lens = malloc((prev->nlens + b->nlens + 1) * sizeof(uint32_t));
-    if (!r->lens)
-        return oom(b);
-    uint32_t n = 0;
-    q = 0;
-    for (uint32_t bk = 0; bk < r->nbuckets; bk++) {
-        const uint32_t *old = NULL;
-        uint32_t no = 0, start = n;
-        if (bk < prev->nbuckets) {
-            old = prev->lens + prev->buckets[bk].lens_off;
-            no = prev->buckets[bk].nlens;
-        }
-        uint32_t i = 0;
-        while (i < no || (q < b->nlens && b->lens[q].bucket == bk)) {
-            uint32_t len;
-            if (q < b->nlens && b->lens[q].bucket == bk && (i == no || b->lens[q].len <= old[i]))
-                len = b->lens[q++].len;
-            else
-                len = old[i++];
-            if (n == start || r->lens[n - 1] != len)
-                r->lens[n++] = len;
-        }
-        r->buckets[bk].lens_off = start;
-        r->buckets[bk].nlens = n - start;
-    }
-    r->nlens = n;
-    r->bytes += (n + 1) * sizeof(uint32_t);
-    return 0;
+    return file_lens(b, prev);
 }
 
 static double now_ms(void)
@@ -903,6 +1063,53 @@ static int reusable(const dp_router *prev)
            prev->empty_lists <= prev->nlists / 4 + RT_GARBAGE_LISTS;
 }
 
+/* A full build: the sub-routes sorted straight into r->matchers, then the index. */
+static int finish_full(builder *b)
+{
+    dp_router *r = b->r;
+    size_t n = b->nnm;
+    uint32_t *order = order_new(b);
+    uint32_t *rank = malloc((n + 1) * sizeof(uint32_t));
+    r->matchers = malloc((n + 1) * sizeof(rt_matcher));
+    if (!order || !rank || !r->matchers) {
+        free(order);
+        free(rank);
+        return oom(b);
+    }
+    for (size_t k = 0; k < n; k++) {
+        r->matchers[k] = b->nm[order[k]];
+        rank[order[k]] = (uint32_t)k;
+    }
+    r->nmatchers = (uint32_t)n;
+    r->bytes += (n + 1) * sizeof(rt_matcher);
+    free(order);
+    int rc = build_index(b, rank);
+    free(rank);
+    return rc;
+}
+
+/* A build on prev: the new sub-routes sorted and merged into prev's order, prev's index
+ * patched. */
+static int finish_next(builder *b)
+{
+    size_t nprev = b->prev->nmatchers;
+    uint32_t *rank_map = malloc((nprev + 1) * sizeof(uint32_t));
+    uint32_t *new_rank = malloc((b->nnm + 1) * sizeof(uint32_t));
+    int rc = !rank_map || !new_rank || sort_new(b) != 0 || merge_matchers(b, rank_map, new_rank);
+    if (rc)
+        oom(b);
+    else
+        rc = patch_index(b, rank_map, new_rank);
+    free(rank_map);
+    free(new_rank);
+    return rc;
+}
+
+int dp_router_builder_builds_on(const dp_router *prev)
+{
+    return reusable(prev);
+}
+
 dp_router_builder *dp_router_builder_new_next(size_t n, const dp_router *prev, char *err,
                                               size_t errlen)
 {
@@ -916,7 +1123,8 @@ dp_router_builder *dp_router_builder_new_next(size_t n, const dp_router *prev, c
     }
     *b = (builder){.r = r, .cap = n, .t0 = now_ms(), .err = err, .errlen = errlen};
     r->nindex = (uint32_t)n;
-    r->by_index = calloc(n + 1, sizeof(*r->by_index));
+    r->by_index = zalloc(n + 1, sizeof(*r->by_index));
+    b->by_index = r->by_index;
     r->bytes = sizeof(*r) + (n + 1) * sizeof(*r->by_index);
     if (!r->by_index) {
         oom(b);
@@ -960,22 +1168,192 @@ dp_router_builder *dp_router_builder_new(size_t n, char *err, size_t errlen)
     return dp_router_builder_new_next(n, NULL, err, errlen);
 }
 
+/* Notes a route built here, for order_new. */
+static void note_added(builder *b, size_t index, const char *id)
+{
+    if (!b->nadd) {
+        b->first_index = index;
+        b->first_id = id;
+    } else if (index <= b->last_index || strcmp(id, b->last_id) <= 0) {
+        b->unsorted = 1;
+    }
+    b->last_index = index;
+    b->last_id = id;
+    b->nadd++;
+}
+
 int dp_router_builder_add(dp_router_builder *b, size_t index, const dp_route_fields *f)
 {
     dp_router *r = b->r;
-    if (index >= b->cap || r->by_index[index]) {
-        snprintf(b->err, b->errlen, "router: route position %zu out of range or taken", index);
+    if (index >= b->cap || b->by_index[index] || b->nparts) {
+        snprintf(b->err, b->errlen, "router: route position %zu out of range or taken%s", index,
+                 b->nparts ? " (routes go to the parts)" : "");
+        b->failed = 1;
         return -1;
     }
     size_t live0 = r->live;
     rt_route *rr = rt_alloc(r, sizeof(rt_route));
-    if (!rr)
-        return oom(b);
-    if (build_route(b, rr, f, (int)index) != 0)
+    if (!rr || build_route(b, rr, f, (int)index) != 0) {
+        if (!rr)
+            oom(b);
+        b->failed = 1;
         return -1;
+    }
     rr->bytes = (uint32_t)(r->live - live0);
-    r->by_index[index] = rr;
+    b->by_index[index] = rr;
     r->nroutes++;
+    note_added(b, index, rr->id);
+    return 0;
+}
+
+/* PCRE2's JIT detects the CPU's features into static variables on its first compile; parts
+ * compile regexes on several threads at once, so that first compile happens here, once. */
+static void jit_warm_up(void)
+{
+    int ec;
+    PCRE2_SIZE off;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR) "a", 1, 0, &ec, &off, NULL);
+    if (re) {
+        pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+        pcre2_code_free(re);
+    }
+}
+
+int dp_router_builder_split(dp_router_builder *b, size_t per)
+{
+    static pthread_once_t jit_once = PTHREAD_ONCE_INIT;
+    pthread_once(&jit_once, jit_warm_up);
+    size_t nparts = per ? (b->cap + per - 1) / per : 0;
+    if (b->prev || b->parts || b->nadd || b->nkept || nparts == 0 || b->capnm < b->cap) {
+        snprintf(b->err, b->errlen, "router: a builder splits only once, before any route");
+        return -1;
+    }
+    b->parts = calloc(nparts, sizeof(*b->parts));
+    if (!b->parts)
+        return oom(b);
+    b->nparts = nparts;
+    for (size_t k = 0; k < nparts; k++) {
+        builder *p = calloc(1, sizeof(*p) + RT_PART_ERR);
+        dp_router *r = calloc(1, sizeof(*r));
+        if (!p || !r) {
+            free(p);
+            free(r);
+            return oom(b);
+        }
+        /* most routes give one sub-route: each part files its sub-routes in its share of
+         * b's array (sized for the routes), which join_parts then only closes up */
+        size_t at = k * per;
+        *p = (builder){.r = r,
+                       .by_index = b->by_index,
+                       .cap = b->cap,
+                       .nm = b->nm + at,
+                       .capnm = b->cap - at < per ? b->cap - at : per,
+                       .nm_borrowed = 1,
+                       .err = p->part_err,
+                       .errlen = RT_PART_ERR};
+        b->parts[k] = p;
+    }
+    return 0;
+}
+
+dp_router_builder *dp_router_builder_part(dp_router_builder *b, size_t k)
+{
+    return k < b->nparts ? b->parts[k] : NULL;
+}
+
+/* Frees a part and its router; everything it built goes with it unless moved out first. */
+static void part_free(builder *p)
+{
+    if (!p)
+        return;
+    dp_router_free(p->r); /* by_index belongs to the whole builder: the part's r has none */
+    if (!p->nm_borrowed)
+        free(p->nm);
+    free(p->post);
+    free(p->lens);
+    free(p);
+}
+
+/* Moves the parts' routes into b, in part order (ascending positions), as if b had built
+ * them: arena chunks, flags, counters, sub-routes. -1 with b->err when a part failed (the
+ * first one's error: the lowest position, as the serial build reports) or on OOM. */
+static int join_parts(builder *b)
+{
+    dp_router *r = b->r;
+    if (!b->nparts)
+        return 0;
+    for (size_t k = 0; k < b->nparts; k++) {
+        if (b->parts[k]->failed) {
+            snprintf(b->err, b->errlen, "%s", b->parts[k]->err);
+            return -1;
+        }
+    }
+    size_t nchunks = r->nchunks, nnm = 0;
+    int own = 0; /* a part outgrew its slice of b->nm */
+    for (size_t k = 0; k < b->nparts; k++) {
+        nchunks += b->parts[k]->r->nchunks;
+        nnm += b->parts[k]->nnm;
+        own |= !b->parts[k]->nm_borrowed;
+    }
+    /* the parts' sub-routes, in part order: closed up in place (each slice moves down, never
+     * past the next one's start), or copied out when a part has its own array */
+    rt_matcher *nm = own ? malloc((nnm + 1) * sizeof(rt_matcher)) : b->nm;
+    if (!nm)
+        return oom(b);
+    for (size_t k = 0, at = 0; k < b->nparts; k++) {
+        builder *p = b->parts[k];
+        if (p->nnm && p->nm != nm + at)
+            memmove(nm + at, p->nm, p->nnm * sizeof(rt_matcher));
+        at += p->nnm;
+    }
+    if (own) {
+        free(b->nm);
+        b->nm = nm;
+        b->capnm = nnm + 1;
+    }
+    if (nchunks > r->capchunks) {
+        rt_chunk **a = realloc(r->chunks, nchunks * sizeof(*a));
+        if (!a)
+            return oom(b);
+        r->chunks = a;
+        r->capchunks = (uint32_t)nchunks;
+    }
+    for (size_t k = 0; k < b->nparts; k++) {
+        builder *p = b->parts[k];
+        dp_router *pr = p->r;
+        if (pr->nchunks)
+            memcpy(r->chunks + r->nchunks, pr->chunks, pr->nchunks * sizeof(*pr->chunks));
+        r->nchunks += pr->nchunks;
+        pr->nchunks = 0; /* moved: the part's router no longer holds them */
+        r->arena += pr->arena;
+        r->live += pr->live;
+        r->bytes += pr->bytes;
+        r->nroutes += pr->nroutes;
+        r->has_suffix |= pr->has_suffix;
+        r->has_prefix |= pr->has_prefix;
+        r->has_port |= pr->has_port;
+        b->nnm += p->nnm;
+        b->nhost_keys += p->nhost_keys;
+        b->nprefix_keys += p->nprefix_keys;
+        if (p->nadd) {
+            if (b->nadd &&
+                (p->first_index <= b->last_index || strcmp(p->first_id, b->last_id) <= 0))
+                b->unsorted = 1;
+            b->unsorted |= p->unsorted;
+            if (!b->nadd) {
+                b->first_index = p->first_index;
+                b->first_id = p->first_id;
+            }
+            b->last_index = p->last_index;
+            b->last_id = p->last_id;
+            b->nadd += p->nadd;
+        }
+        part_free(p);
+        b->parts[k] = NULL;
+    }
+    free(b->parts);
+    b->parts = NULL;
+    b->nparts = 0;
     return 0;
 }
 
@@ -986,12 +1364,12 @@ int dp_router_builder_keep(dp_router_builder *b, size_t index, size_t prev_index
     const dp_router *prev = b->prev;
     /* kept routes must keep their relative order (merge_matchers relies on it): positions
      * that go backwards, or a route prev left out, are built again */
-    if (!prev || index >= b->cap || r->by_index[index] || prev_index >= prev->nindex ||
+    if (!prev || index >= b->cap || b->by_index[index] || prev_index >= prev->nindex ||
         !prev->by_index[prev_index] || (b->nkept && prev_index <= b->last_kept) ||
         (b->nkept && index <= b->last_kept_to))
-        return dp_router_builder_add(b, index, f);
+        return f ? dp_router_builder_add(b, index, f) : 1;
     const rt_route *rr = prev->by_index[prev_index];
-    r->by_index[index] = rr;
+    b->by_index[index] = rr;
     r->nroutes++;
     r->live += rr->bytes;
     b->prev_to_new[prev_index] = (uint32_t)index;
@@ -1006,6 +1384,9 @@ void dp_router_builder_abort(dp_router_builder *b)
     if (!b)
         return;
     /* the regexes compiled so far belong to the arena chunks */
+    for (size_t k = 0; k < b->nparts; k++)
+        part_free(b->parts[k]);
+    free(b->parts);
     dp_router_free(b->r);
     free(b->prev_to_new);
     free(b->nm);
@@ -1017,16 +1398,9 @@ void dp_router_builder_abort(dp_router_builder *b)
 dp_router *dp_router_builder_finish(dp_router_builder *b)
 {
     dp_router *r = b->r;
-    size_t nprev = b->prev ? b->prev->nmatchers : 0;
-    uint32_t *rank_map = malloc((nprev + 1) * sizeof(uint32_t));
-    uint32_t *new_rank = malloc((b->nnm + 1) * sizeof(uint32_t));
-    int rc = !rank_map || !new_rank || sort_new(b) != 0 || merge_matchers(b, rank_map, new_rank);
-    if (rc)
-        oom(b);
-    else
-        rc = b->prev ? patch_index(b, rank_map, new_rank) : build_index(b);
-    free(rank_map);
-    free(new_rank);
+    int rc = join_parts(b);
+    if (!rc)
+        rc = b->prev ? finish_next(b) : finish_full(b);
     if (rc) {
         dp_router_builder_abort(b);
         return NULL;

@@ -65,19 +65,15 @@ typedef struct {
  * generation can take it over unchanged (see dp_router_builder_keep): nothing in it depends on
  * the route's position or on the other routes. */
 typedef struct {
-    int protocols;  /* DP_ROUTER_PROTO_* the route accepts when matching */
     const char *id; /* arena */
     long long created_at;
-    rt_str *methods;
-    uint32_t nmethods;
+    rt_str *methods; /* NULL when none, as are the other arrays */
     rt_hrule *hdrs;
-    uint32_t nhdrs;
     rt_str *snis; /* lower case, trailing dot removed */
-    uint32_t nsnis;
-    uint32_t nhosts;
     rt_host *hosts;
     rt_sub *subs;
-    uint32_t nsubs;
+    int protocols; /* DP_ROUTER_PROTO_* the route accepts when matching */
+    uint32_t nmethods, nhdrs, nsnis, nhosts, nsubs;
     uint32_t bytes; /* arena bytes the route's records take (garbage accounting) */
 } rt_route;
 
@@ -141,6 +137,22 @@ struct dp_router {
     size_t bytes;  /* everything the router holds, for the log line */
     double build_ms;
 };
+
+/* A sub-route's place in Kong's order as one integer key, for rt_radix_sort: hi is the
+ * priority inverted (higher first), lo created_at with its sign bit flipped (older first), tie
+ * the rank of the route's (id, position) among those sorted; m is the sub-route's number. */
+typedef struct {
+    uint64_t hi, lo;
+    uint32_t tie, m;
+} rt_sort_rec;
+
+/* Sorts a[0..n) by (hi, lo, tie) ascending, or by (hi, lo) when with_tie is 0 (the caller
+ * knows a is already in tie order: the sort is stable). tmp holds n records. Returns a or tmp,
+ * whichever holds the result; the other is scratch. */
+rt_sort_rec *rt_radix_sort(rt_sort_rec *a, rt_sort_rec *tmp, size_t n, int with_tie);
+
+/* Sorts a[0..n) ascending; tmp holds n. Returns a or tmp, whichever holds the result. */
+uint64_t *rt_radix_sort_u64(uint64_t *a, uint64_t *tmp, size_t n);
 
 /* FNV-1a, 32 bit: cheap, and it extends one byte at a time, so the prefix lookups hash each
  * request path once while probing every stored prefix length. */
