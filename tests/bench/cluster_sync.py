@@ -110,8 +110,12 @@ def run_size(pg, certs, n, changes, workdir, joins):
             with requests.Session() as js:
                 wait_all([joiner], [js], version)
             join_serving.append((time.perf_counter() - t) * 1000)
-            m = re.search(r"applied \(hash \w+\) in ([0-9.]+) ms: decode\+validate ([0-9.]+) "
-                          r"ms, build ([0-9.]+) ms", joiner.log())
+            # the node serves before it logs the apply (the cache write comes between)
+            m, until = None, time.time() + 10
+            while not m and time.time() < until:
+                m = re.search(r"applied \(hash \w+\) in ([0-9.]+) ms: decode\+validate "
+                              r"([0-9.]+) ms, build ([0-9.]+) ms", joiner.log())
+                time.sleep(0.02)
             if m:
                 join_apply.append(float(m.group(1)))
                 join_decode.append(float(m.group(2)))

@@ -59,7 +59,8 @@ def test_deltas_and_full_snapshots_agree(cluster, upstream):
     for d in (a, b):
         assert proxied(d, "/d2/x") == 200
         assert proxied(d, "/d/x") == 404
-        assert "config version %d applied" % v2 in d.log()
+        # the node serves a config before it logs its apply (the journal write is between)
+        wait_for(lambda: "config version %d applied" % v2 in d.log(), what="the apply logged")
         assert "delta of" in d.log()
 
     # A delete, and a plugin on the way: still deltas, and the proxy follows.
@@ -105,7 +106,8 @@ def test_a_dp_back_after_a_few_changes_catches_up_by_delta(cluster, upstream):
     assert proxied(d, "/back2/x") == 200
     # Three deltas from the version it had, not the whole config.
     for ver in range(v + 1, v2 + 1):
-        assert "config version %d applied" % ver in d.log()
+        wait_for(lambda: "config version %d applied" % ver in d.log(),
+                 what="version %d applied and logged" % ver)
 
 
 # ---- a scripted data plane ----
@@ -176,6 +178,16 @@ def scripted(pg, bootstrapped_db, tmp_path_factory):
 NODE = "7b0c3c4e-0000-4000-8000-0000000000%02d"
 
 
+def wait_acked(cp, node, version):
+    """Until the control plane has the scripted DP's ack of version: a change made before
+    that reaches the CP finds no acknowledged base, and rightly gets the whole snapshot."""
+    def at():
+        for p in cp.get("/clustering/data-planes").json()["data"]:
+            if p["id"] == node:
+                return p["config_version"] == version
+    wait_for(at, what="the control plane has the ack of version %d" % version)
+
+
 def test_delta_only_from_the_exact_base_and_full_after_a_refusal(scripted):
     cp, connect = scripted
     expect(cp.post("/services", json={"name": "s1", "url": "http://127.0.0.1:9"}), 201)
@@ -184,6 +196,7 @@ def test_delta_only_from_the_exact_base_and_full_after_a_refusal(scripted):
     snap = dp.recv()
     assert snap["type"] == "snapshot" and snap["version"] == v1
     dp.ack(snap)
+    wait_acked(cp, NODE % 1, v1)
 
     expect(cp.post("/services", json={"name": "s2", "url": "http://127.0.0.1:9"}), 201)
     v2 = cp_version(cp)
@@ -191,6 +204,7 @@ def test_delta_only_from_the_exact_base_and_full_after_a_refusal(scripted):
     assert d["type"] == "delta", d["type"]
     assert (d["base_version"], d["base_hash"], d["version"]) == (v1, snap["hash"], v2)
     dp.ack(d)
+    wait_acked(cp, NODE % 1, v2)
 
     # The next delta follows on from what it acknowledged; this time it refuses it...
     expect(cp.post("/services", json={"name": "s3", "url": "http://127.0.0.1:9"}), 201)
@@ -229,6 +243,7 @@ def test_no_delta_to_a_dp_that_lacks_a_plugin(scripted):
     snap = dp.recv()
     assert snap["type"] == "snapshot"
     dp.ack(snap)
+    wait_acked(cp, NODE % 4, snap["version"])
 
     # A plugin it has: delta.
     expect(cp.post("/plugins", json={"name": "key-auth"}), 201)

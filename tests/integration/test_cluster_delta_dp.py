@@ -106,7 +106,7 @@ def test_deltas_apply_refuse_and_survive_a_restart(tmp_path, certs, upstream):
         wait_for(lambda: d.config_version() == 3, what="v3 from the cache and journal")
         assert d.config_hash() == config_hash(v3)
         assert proxied(d, "/c") == 200 and proxied(d, "/a") == 404
-        assert "2 deltas replayed" in d.log()
+        wait_for(lambda: "2 deltas replayed" in d.log(), what="the replay logged")
     finally:
         fake.stop()
         problems = d.stop()
