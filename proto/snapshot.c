@@ -3,7 +3,6 @@
 #include "proto/sort.h"
 #include "proto/snapshot.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,9 +12,9 @@
 #include "proto/compress.h"
 #include "proto/digest.h"
 #include "proto/msgpack_json.h"
-#include "proto/parallel.h"
 #include "proto/schema.h"
 #include "proto/snapshot_check.h"
+#include "proto/snapshot_read_rows.h"
 #include "proto/snapshot_rows.h"
 
 typedef struct {
@@ -311,207 +310,6 @@ int sl_snapshot_peek(const unsigned char *bytes, size_t len, int64_t *version,
 
 /* ---- canonical decoding ---- */
 
-static int row_id_cmp(const void *a, const void *b)
-{
-    const char *x = json_string_value(json_object_get(*(json_t *const *)a, "id"));
-    const char *y = json_string_value(json_object_get(*(json_t *const *)b, "id"));
-    return strcmp(x ? x : "", y ? y : "");
-}
-
-/* Puts rows in id order (rows without an id first: validation refuses them). 0 or -1 (OOM). */
-static int sort_rows(json_t *rows)
-{
-    size_t n = json_array_size(rows);
-    json_t **v = malloc(n * sizeof(*v));
-    if (!v)
-        return -1;
-    for (size_t i = 0; i < n; i++)
-        v[i] = json_incref(json_array_get(rows, i));
-    sl_sort(v, n, sizeof(*v), row_id_cmp);
-    json_array_clear(rows);
-    int rc = 0;
-    for (size_t i = 0; i < n; i++)
-        if (json_array_append_new(rows, v[i]))
-            rc = -1;
-    free(v);
-    return rc;
-}
-
-/* Frees n verdicts (their errs too). NULL is ignored. */
-static void verdicts_free(sl_row_verdict *v, size_t n)
-{
-    for (size_t i = 0; v && i < n; i++)
-        json_decref(v[i].errs);
-    free(v);
-}
-
-/* Reads rows [0, n) serially into rows[] and their digests into d[]. 0, or -1 with err (rows
- * read so far stay in rows[] for the caller to free). */
-static int read_serial(sl_mp_reader *r, const sl_entity *e, uint32_t n, json_t **rows, sl_digest *d,
-                       sl_row_verdict *v, char *err, size_t errlen)
-{
-    /* which fields a row already set: a duplicate key is refused, not silently replaced */
-    unsigned char *seen = malloc(e->nfields ? e->nfields : 1);
-    if (!seen) {
-        snprintf(err, errlen, "out of memory decoding %s", e->name);
-        return -1;
-    }
-    for (uint32_t i = 0; i < n; i++) {
-        rows[i] = sl_snapshot_read_row(r, e, seen, &d[i], "", i, err, errlen);
-        if (!rows[i]) {
-            free(seen);
-            return -1;
-        }
-        sl_snapshot_validate_row(e, rows[i], &v[i]); /* while the row is in cache */
-    }
-    free(seen);
-    return 0;
-}
-
-/* Rows read on several threads: each row's bytes are found first (a skim, no allocation),
- * then disjoint ranges are turned into JSON at once. */
-typedef struct {
-    const sl_entity *e;
-    const unsigned char *base, **starts; /* n + 1 row boundaries */
-    json_t **rows;
-    sl_digest *d;
-    sl_row_verdict *v;
-    pthread_mutex_t lock;
-    size_t bad; /* lowest row that failed, or n */
-    char err[512];
-} sl_rows_job;
-
-static void read_range(void *arg, size_t begin, size_t end)
-{
-    sl_rows_job *job = arg;
-    char err[512];
-    unsigned char *seen = malloc(job->e->nfields ? job->e->nfields : 1);
-    for (size_t i = begin; i < end; i++) {
-        sl_mp_reader r = {.base = job->base, .p = job->starts[i], .end = job->starts[i + 1]};
-        if (!seen)
-            snprintf(err, sizeof(err), "out of memory decoding %s", job->e->name);
-        else
-            job->rows[i] = sl_snapshot_read_row(&r, job->e, seen, &job->d[i], "", (uint32_t)i, err,
-                                                sizeof(err));
-        if (job->rows[i])
-            sl_snapshot_validate_row(job->e, job->rows[i], &job->v[i]);
-        if (!job->rows[i]) {
-            pthread_mutex_lock(&job->lock);
-            if (i < job->bad) {
-                job->bad = i;
-                snprintf(job->err, sizeof(job->err), "%s", err);
-            }
-            pthread_mutex_unlock(&job->lock);
-            break;
-        }
-    }
-    free(seen);
-}
-
-/* Below this many rows one thread is faster than starting others. */
-#define SL_READ_PARALLEL_MIN 4096
-#define SL_READ_PARALLEL_CHUNK 1024
-#define SL_READ_PARALLEL_THREADS 4
-
-/* read_serial on several threads; the error reported is the first row's that fails, as
- * read_serial's would be. */
-static int read_parallel(sl_mp_reader *r, const sl_entity *e, uint32_t n, json_t **rows,
-                         sl_digest *d, sl_row_verdict *v, char *err, size_t errlen)
-{
-    sl_rows_job job = {.e = e, .base = r->base, .rows = rows, .d = d, .v = v, .bad = n};
-    job.starts = malloc(((size_t)n + 1) * sizeof(*job.starts));
-    if (!job.starts) {
-        snprintf(err, errlen, "out of memory decoding %s", e->name);
-        return -1;
-    }
-    sl_mp_reader skim = *r;
-    for (uint32_t i = 0; i < n; i++) {
-        job.starts[i] = skim.p;
-        if (sl_mp_skip(&skim, err, errlen)) { /* damaged bytes: the serial reader says where */
-            free(job.starts);
-            return read_serial(r, e, n, rows, d, v, err, errlen);
-        }
-    }
-    job.starts[n] = skim.p;
-    pthread_mutex_init(&job.lock, NULL);
-    sl_parallel_for(n, SL_READ_PARALLEL_CHUNK, SL_READ_PARALLEL_THREADS, read_range, &job);
-    pthread_mutex_destroy(&job.lock);
-    free(job.starts);
-    if (job.bad < n) {
-        snprintf(err, errlen, "%s", job.err);
-        return -1;
-    }
-    r->p = skim.p;
-    return 0;
-}
-
-/* Reads one entity's array of rows into a new JSON array, dropping fields this node's schema
- * does not know (a newer control plane may send them), and each row's digest into digests. A
- * row without a usable id gets no digest: the hash check or validation refuses it. */
-static json_t *read_rows(sl_mp_reader *r, const sl_entity *e, size_t max_rows,
-                         sl_row_digests *digests, sl_row_verdict **verdicts, char *err,
-                         size_t errlen)
-{
-    uint32_t n;
-    if (sl_mp_read_array(r, &n, err, errlen))
-        return NULL;
-    if (n > max_rows) {
-        snprintf(err, errlen, "%s: %u rows, over the limit of %zu", e->name, n, max_rows);
-        return NULL;
-    }
-    json_t **v = calloc(n ? n : 1, sizeof(*v));
-    sl_digest *d = malloc((n ? n : 1) * sizeof(*d));
-    sl_row_verdict *vd = calloc(n ? n : 1, sizeof(*vd));
-    json_t *rows = NULL;
-    uint32_t i = 0;
-    if (!v || !d || !vd) {
-        snprintf(err, errlen, "out of memory decoding %s", e->name);
-        goto out;
-    }
-    if ((n >= SL_READ_PARALLEL_MIN ? read_parallel : read_serial)(r, e, n, v, d, vd, err, errlen))
-        goto out;
-    rows = json_array();
-    const char *prev = NULL;
-    int sorted = 1;
-    for (; rows && i < n; i++) {
-        json_t *row = v[i];
-        const char *id = json_string_value(json_object_get(row, "id"));
-        if (json_array_append_new(rows, row) ||
-            (id && strlen(id) <= SL_UUID_LEN && sl_row_digests_set(digests, id, &d[i]))) {
-            i++; /* appended (or freed by a failed append): no longer ours */
-            json_decref(rows);
-            rows = NULL;
-            break;
-        }
-        if (sorted && i > 0 && (!id || !prev || strcmp(prev, id) >= 0))
-            sorted = 0;
-        prev = id;
-    }
-    /* Rows in id order are what deltas are applied to (binary search): a sender that did not
-     * sort them (not this control plane) is put in order here. */
-    if (rows && !sorted) {
-        /* the verdicts follow the order read: the checks validate the sorted rows again */
-        verdicts_free(vd, n);
-        vd = NULL;
-        if (sort_rows(rows)) {
-            json_decref(rows);
-            rows = NULL;
-        }
-    }
-    if (!rows)
-        snprintf(err, errlen, "out of memory decoding %s", e->name);
-out:
-    for (; v && i < n; i++)
-        json_decref(v[i]);
-    free(v);
-    free(d);
-    if (rows)
-        *verdicts = vd;
-    else
-        verdicts_free(vd, n);
-    return rows;
-}
-
 /* Rows of an entity this node does not know: only their ids and digests are kept (for the
  * hash); each row must still be a map. */
 static int skim_rows(sl_mp_reader *r, const char *name, uint32_t nlen, size_t max_rows,
@@ -547,7 +345,8 @@ static int skim_rows(sl_mp_reader *r, const char *name, uint32_t nlen, size_t ma
 static void all_verdicts_free(sl_row_verdict **verdicts, const json_t *cfg)
 {
     for (size_t x = 0; x < sl_entity_count; x++) {
-        verdicts_free(verdicts[x], json_array_size(json_object_get(cfg, sl_entities[x]->name)));
+        sl_row_verdicts_free(verdicts[x],
+                             json_array_size(json_object_get(cfg, sl_entities[x]->name)));
         verdicts[x] = NULL;
     }
 }
@@ -617,7 +416,8 @@ static int read_canonical(const unsigned char *bytes, size_t len, int64_t env_ve
             snprintf(err, errlen, "duplicate entity key %s", e->name);
             goto fail;
         }
-        json_t *rows = read_rows(&r, e, max_rows, &set->known[ex], &verdicts[ex], err, errlen);
+        json_t *rows =
+            sl_snapshot_read_rows(&r, e, max_rows, &set->known[ex], &verdicts[ex], err, errlen);
         if (!rows)
             goto fail;
         json_object_set_new_nocheck(cfg, e->name, rows);

@@ -60,10 +60,11 @@ typedef struct {
     const sl_entity *e;
     size_t x; /* e's index in sl_entities */
     json_t *row;
-    json_t *errs;  /* fields object when invalid */
-    int count;     /* number of schema violations; 0: valid */
-    int validated; /* by the decoder already */
-    int bad_refs;  /* some reference names a row not in the snapshot */
+    const char *id; /* once validated (validation may rewrite it) */
+    json_t *errs;   /* fields object when invalid */
+    int count;      /* number of schema violations; 0: valid */
+    int validated;  /* by the decoder already */
+    int bad_refs;   /* some reference names a row not in the snapshot */
 } sl_row_check;
 
 typedef struct {
@@ -104,8 +105,10 @@ static void validate_range(void *arg, size_t begin, size_t end)
     sl_check_job *job = arg;
     for (size_t i = begin; i < end; i++) {
         sl_row_check *c = &job->checks[i];
-        if (!c->validated)
+        if (!c->validated) {
             c->count = sl_schema_validate(c->e, c->row, SL_VALIDATE_JSON, &c->errs);
+            c->id = row_id(c->row);
+        }
     }
 }
 
@@ -137,18 +140,20 @@ static void run(sl_check_job *job, size_t total, void (*fn)(void *, size_t, size
 }
 
 /* Indexes the ids of every entity (rows come in id order, so sorting is rarely needed). */
-static int index_ids(json_t *cfg, sl_id_index *index)
+static int index_ids(const sl_check_job *job, size_t total, sl_id_index *index)
 {
+    size_t k = 0;
     for (size_t x = 0; x < sl_entity_count; x++) {
-        const json_t *rows = json_object_get(cfg, sl_entities[x]->name);
-        size_t n = json_array_size(rows);
+        size_t first = k;
+        while (k < total && job->checks[k].x == x)
+            k++;
         sl_id_index *idx = &index[x];
-        idx->ids = malloc((n ? n : 1) * sizeof(*idx->ids));
+        idx->ids = malloc((k - first ? k - first : 1) * sizeof(*idx->ids));
         if (!idx->ids)
             return -1;
         int sorted = 1;
-        for (size_t i = 0; i < n; i++) {
-            const char *id = row_id(json_array_get(rows, i));
+        for (size_t i = first; i < k; i++) {
+            const char *id = job->checks[i].id;
             if (!id)
                 continue;
             if (idx->n && strcmp(idx->ids[idx->n - 1], id) > 0)
@@ -170,7 +175,7 @@ static void report(const sl_check_job *job, size_t total, sl_reasons *rs)
         const sl_entity *e = sl_entities[x];
         for (; k < total && job->checks[k].x == x; k++) {
             sl_row_check *c = &job->checks[k];
-            const char *id = row_id(c->row);
+            const char *id = c->id;
             if (c->count) {
                 char *msg = sl_schema_violation_message(c->errs, c->count);
                 reason_add(rs, e, id, c->errs ? c->errs : json_object(),
@@ -205,8 +210,8 @@ static void report(const sl_check_job *job, size_t total, sl_reasons *rs)
                 char msg[256];
                 snprintf(msg, sizeof(msg), "references %s id %s, which is not in the snapshot",
                          e->fields[f].ref, ref);
-                reason_add(rs, e, row_id(job->checks[i].row),
-                           json_pack("{s:s}", e->fields[f].name, msg), msg);
+                reason_add(rs, e, job->checks[i].id, json_pack("{s:s}", e->fields[f].name, msg),
+                           msg);
             }
         }
         first = last;
@@ -253,13 +258,14 @@ long sl_snapshot_check(json_t *cfg, sl_row_verdict *const *verdicts, json_t **re
                 job.checks[k].validated = 1;
                 job.checks[k].count = pre[i].count;
                 job.checks[k].errs = pre[i].errs;
+                job.checks[k].id = pre[i].id;
             }
         }
         unvalidated += pre ? 0 : json_array_size(rows);
     }
     if (unvalidated)
         run(&job, total, validate_range);
-    if (index_ids(cfg, index))
+    if (index_ids(&job, total, index))
         goto out;
     run(&job, total, references_range);
     report(&job, total, &rs);

@@ -15,6 +15,7 @@
 typedef struct {
     int count;
     json_t *errs;
+    const char *id; /* the row's id after validation (NULL: none), owned by the row */
 } sl_row_verdict;
 
 /* Validates row i of entity e into v (what the decoder does while a row is still in cache). */
