@@ -150,11 +150,6 @@ int dp_apply_queue_push(dp_apply_queue *q, dp_apply_kind kind, const unsigned ch
     return 0;
 }
 
-int dp_apply_queue_busy(const dp_apply_queue *q)
-{
-    return q && (q->running || q->head);
-}
-
 int64_t dp_apply_queue_running_version(const dp_apply_queue *q)
 {
     return q && q->running ? q->running->version : -1;

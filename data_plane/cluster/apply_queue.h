@@ -58,9 +58,6 @@ dp_apply_queue *dp_apply_queue_new(uv_loop_t *loop, const dp_apply_queue_ops *op
 int dp_apply_queue_push(dp_apply_queue *q, dp_apply_kind kind, const unsigned char *bytes,
                         size_t len);
 
-/* Whether a job is running or waiting. */
-int dp_apply_queue_busy(const dp_apply_queue *q);
-
 /* The version being applied now, or -1 when nothing runs. */
 int64_t dp_apply_queue_running_version(const dp_apply_queue *q);
 

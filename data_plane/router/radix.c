@@ -17,6 +17,17 @@ static inline unsigned key_byte(const rt_sort_rec *x, unsigned byte)
     return (unsigned)(x->hi >> (8 * (byte - 12))) & 0xff;
 }
 
+/* Turns per-byte counts into each byte's first output position (exclusive prefix sums). */
+static void counts_to_offsets(size_t count[256])
+{
+    size_t off = 0;
+    for (unsigned k = 0; k < 256; k++) {
+        size_t c = count[k];
+        count[k] = off;
+        off += c;
+    }
+}
+
 rt_sort_rec *rt_radix_sort(rt_sort_rec *a, rt_sort_rec *tmp, size_t n, int with_tie)
 {
     if (n < 2)
@@ -42,12 +53,7 @@ rt_sort_rec *rt_radix_sort(rt_sort_rec *a, rt_sort_rec *tmp, size_t n, int with_
         memset(count, 0, sizeof(count));
         for (size_t i = 0; i < n; i++)
             count[key_byte(&src[i], byte)]++;
-        size_t off = 0;
-        for (unsigned k = 0; k < 256; k++) {
-            size_t c = count[k];
-            count[k] = off;
-            off += c;
-        }
+        counts_to_offsets(count);
         for (size_t i = 0; i < n; i++)
             dst[count[key_byte(&src[i], byte)]++] = src[i];
         rt_sort_rec *t = src;
@@ -73,12 +79,7 @@ uint64_t *rt_radix_sort_u64(uint64_t *a, uint64_t *tmp, size_t n)
         memset(count, 0, sizeof(count));
         for (size_t i = 0; i < n; i++)
             count[(src[i] >> shift) & 0xff]++;
-        size_t off = 0;
-        for (unsigned k = 0; k < 256; k++) {
-            size_t c = count[k];
-            count[k] = off;
-            off += c;
-        }
+        counts_to_offsets(count);
         for (size_t i = 0; i < n; i++)
             dst[count[(src[i] >> shift) & 0xff]++] = src[i];
         uint64_t *t = src;
