@@ -84,7 +84,8 @@ void sl_plugins_prepare(const sl_entity *e, json_t *entity, sl_validate_mode mod
     if (p->prepare != NULL)
         p->prepare(config);
     json_t *errs = NULL;
-    if (sl_schema_validate_record(p->config_fields, p->nfields, config, mode, &errs) > 0)
+    sl_validate_mode inner = mode == SL_VALIDATE_CANONICAL ? SL_VALIDATE_JSON : mode;
+    if (sl_schema_validate_record(p->config_fields, p->nfields, config, inner, &errs) > 0)
         json_object_set_new(fields, "config", errs);
     else
         json_decref(errs);

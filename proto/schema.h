@@ -61,9 +61,12 @@ struct sl_field {
 
 /* How sl_schema_validate treats its input. */
 typedef enum {
-    SL_VALIDATE_JSON, /* values must have their schema types */
-    SL_VALIDATE_FORM, /* values came from a form: strings are coerced ("8080" -> 8080,
-                         "true" -> true, "/a" -> ["/a"] for arrays, "" -> null) */
+    SL_VALIDATE_JSON,      /* values must have their schema types */
+    SL_VALIDATE_FORM,      /* values came from a form: strings are coerced ("8080" -> 8080,
+                              "true" -> true, "/a" -> ["/a"] for arrays, "" -> null) */
+    SL_VALIDATE_CANONICAL, /* a row read from a snapshot, where a null member is left out: as
+                              SL_VALIDATE_JSON, but an absent field without a default stays
+                              absent (null) instead of being added as null */
 } sl_validate_mode;
 
 /* Bounds applied to every value input controls, on top of a field's own min/max (Kong has no

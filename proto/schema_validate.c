@@ -435,6 +435,8 @@ static void validate_fields(const sl_field *fields, size_t nfields, json_t *obj,
     int by_pos = nfields <= FIELDS_ON_STACK;
     if (by_pos)
         memset(vals, 0, nfields * sizeof(*vals));
+    /* only a row's own absent fields read as null: what it nests is plain JSON */
+    sl_validate_mode inner = mode == SL_VALIDATE_CANONICAL ? SL_VALIDATE_JSON : mode;
     size_t hint = 0;
     json_object_foreach(obj, k, val)
     {
@@ -450,6 +452,11 @@ static void validate_fields(const sl_field *fields, size_t nfields, json_t *obj,
         if (v == NULL) {
             if (f->flags & (SL_F_AUTO | SL_F_TRANSIENT))
                 continue;
+            if (mode == SL_VALIDATE_CANONICAL && !f->dflt) { /* null, and left out */
+                if (f->flags & SL_F_REQUIRED)
+                    json_object_set_new(errs, f->name, json_string("required field missing"));
+                continue;
+            }
             v = f->dflt ? json_loads(f->dflt, JSON_DECODE_ANY, NULL) : json_null();
             if (v == NULL)
                 v = json_null();
@@ -467,7 +474,7 @@ static void validate_fields(const sl_field *fields, size_t nfields, json_t *obj,
             continue;
         }
         json_t *e = NULL;
-        json_t *nv = check_value(f, f->type, json_incref(v), mode, &e);
+        json_t *nv = check_value(f, f->type, json_incref(v), inner, &e);
         /* Most values come back unchanged (every field of every row of a snapshot): setting
          * them again would cost a hash lookup and a free per field. */
         if (nv == v)

@@ -97,7 +97,7 @@ static const char *dangling_ref(const sl_check_job *job, const json_t *row, size
 void sl_snapshot_validate_row(const sl_entity *e, json_t *row, sl_row_verdict *v)
 {
     v->errs = NULL;
-    v->count = sl_schema_validate(e, row, SL_VALIDATE_JSON, &v->errs);
+    v->count = sl_schema_validate(e, row, SL_VALIDATE_CANONICAL, &v->errs);
 }
 
 static void validate_range(void *arg, size_t begin, size_t end)
@@ -106,7 +106,7 @@ static void validate_range(void *arg, size_t begin, size_t end)
     for (size_t i = begin; i < end; i++) {
         sl_row_check *c = &job->checks[i];
         if (!c->validated) {
-            c->count = sl_schema_validate(c->e, c->row, SL_VALIDATE_JSON, &c->errs);
+            c->count = sl_schema_validate(c->e, c->row, SL_VALIDATE_CANONICAL, &c->errs);
             c->id = row_id(c->row);
         }
     }

@@ -431,7 +431,7 @@ static int read_upserts(sl_mp_reader *r, reader *rd, char *err, size_t errlen)
                 if (id && strlen(id) <= SL_UUID_LEN)
                     memcpy(u->id, id, strlen(id) + 1);
                 json_t *errs = NULL;
-                int count = sl_schema_validate(e, u->row, SL_VALIDATE_JSON, &errs);
+                int count = sl_schema_validate(e, u->row, SL_VALIDATE_CANONICAL, &errs);
                 if (count) {
                     char *msg = sl_schema_violation_message(errs, count);
                     reason(rd, e->name, u->id, errs ? errs : json_object(),

@@ -164,6 +164,16 @@ json_t *sl_snapshot_read_row(sl_mp_reader *r, const sl_entity *e, unsigned char 
             snprintf(err, errlen, "%s: duplicate field %s", WHERE(), f->name);
             goto fail;
         }
+        /* The packer writes nil for a null field and for an absent one alike, so a row
+         * without its nils packs to the same bytes; leaving them out saves a third of a
+         * route's memory (7 of its 21 fields are usually null), and memory is most of the
+         * time a large snapshot takes. Validation (SL_VALIDATE_CANONICAL) reads an absent
+         * field as null, or as its default when it has one (as for a sender that does not
+         * know the field). */
+        if (sl_mp_peek(r) == SL_MP_NIL) {
+            r->p++;
+            continue;
+        }
         json_t *v;
         if (sl_mp_read_json(r, &v, err, errlen)) {
             char inner[256];
