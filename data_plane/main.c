@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "proto/json_arena.h"
 #include "proto/malloc_tune.h"
 #include "data_plane/cluster/client.h"
 #include "data_plane/config/apply.h"
@@ -270,6 +271,7 @@ static int health(sl_settings *s)
 int main(int argc, char **argv)
 {
     sl_malloc_tune();
+    sl_json_arena_install(); /* decoded snapshots' trees; without it, plain malloc */
     const char *cmd = NULL, *conf = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h") || !strcmp(argv[i], "help")) {

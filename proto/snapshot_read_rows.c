@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "proto/json_arena.h"
 #include "proto/snapshot_rows.h"
 #include "proto/sort.h"
 
@@ -57,7 +58,10 @@ typedef struct {
 static json_t *read_one(sl_mp_reader *r, const sl_rows_out *o, unsigned char *seen, size_t i,
                         char *err, size_t errlen)
 {
+    /* the row's tree from the arena; what validation allocates and drops does not go there */
+    sl_json_arena_enter();
     json_t *row = sl_snapshot_read_row(r, o->e, seen, &o->d[i], "", (uint32_t)i, err, errlen);
+    sl_json_arena_leave();
     if (row) {
         sl_snapshot_validate_row(o->e, row, &o->v[i]); /* while the row is in cache */
         o->v[i].id = json_string_value(json_object_get(row, "id"));
@@ -75,13 +79,13 @@ static int read_serial(sl_mp_reader *r, const sl_rows_out *o, size_t n, char *er
         snprintf(err, errlen, "out of memory decoding %s", o->e->name);
         return -1;
     }
-    for (size_t i = 0; i < n; i++)
-        if (!(o->rows[i] = read_one(r, o, seen, i, err, errlen))) {
-            free(seen);
-            return -1;
-        }
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        if (!(o->rows[i] = read_one(r, o, seen, i, err, errlen)))
+            rc = -1;
+    sl_json_arena_flush();
     free(seen);
-    return 0;
+    return rc;
 }
 
 /* Below this many rows one thread is faster than starting others. */
@@ -137,6 +141,7 @@ static void take_chunks(sl_rows_job *job)
         }
     }
 out:
+    sl_json_arena_flush();
     free(seen);
 }
 
