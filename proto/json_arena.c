@@ -126,19 +126,22 @@ static void arena_free(void *p)
         release(h);
 }
 
+/* AddressSanitizer must see every allocation to find misuse of the trees */
 #if defined(__SANITIZE_ADDRESS__)
-#define SL_ARENA_ASAN 1
+#define ARENA_USABLE 0
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
-#define SL_ARENA_ASAN 1
+#define ARENA_USABLE 0
 #endif
+#endif
+#ifndef ARENA_USABLE
+#define ARENA_USABLE 1
 #endif
 
 int sl_json_arena_install(void)
 {
-#ifdef SL_ARENA_ASAN
-    return -1;
-#else
+    if (!ARENA_USABLE)
+        return -1;
     if (region)
         return 0;
     /* one chunk more, so chunks can start on CHUNK boundaries: a pointer's chunk is then its
@@ -150,7 +153,6 @@ int sl_json_arena_install(void)
     region = (char *)(((uintptr_t)r + CHUNK - 1) & ~(uintptr_t)(CHUNK - 1));
     json_set_alloc_funcs(arena_malloc, arena_free);
     return 0;
-#endif
 }
 
 void sl_json_arena_enter(void)
