@@ -19,4 +19,26 @@ int sl_deflate(const unsigned char *in, size_t len, unsigned char **out, size_t 
 int sl_inflate_bounded(const unsigned char *in, size_t len, size_t max, unsigned char **out,
                        size_t *outlen, char *err, size_t errlen);
 
+/* The same inflate on a thread of its own, so the caller can read the first bytes while the
+ * rest is still being inflated. The output buffer is max + 1 bytes of address space reserved
+ * at once (pages are used as the output reaches them), so it never moves. NULL when the
+ * thread or the reservation cannot be had: use sl_inflate_bounded. in must outlive the
+ * stream. */
+typedef struct sl_inflate_stream sl_inflate_stream;
+sl_inflate_stream *sl_inflate_start(const unsigned char *in, size_t len, size_t max);
+
+/* Where the output starts; only bytes a wait has reported are there. */
+const unsigned char *sl_inflate_stream_bytes(const sl_inflate_stream *st);
+
+/* Blocks until at least want bytes are out or the inflate has ended; returns how many are
+ * out and sets *done once no more will come (the output is then complete, or damaged: see
+ * sl_inflate_finish). */
+size_t sl_inflate_wait(sl_inflate_stream *st, size_t want, int *done);
+
+/* Waits for the end. 0 with *len the whole output, or -1 with err as sl_inflate_bounded
+ * gives it (corrupt, truncated, trailing bytes, or over max). */
+int sl_inflate_finish(sl_inflate_stream *st, size_t *len, char *err, size_t errlen);
+
+void sl_inflate_stream_free(sl_inflate_stream *st);
+
 #endif

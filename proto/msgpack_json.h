@@ -28,6 +28,21 @@ typedef struct {
 
 void sl_mp_reader_init(sl_mp_reader *r, const void *bytes, size_t len);
 
+/* Bytes still arriving (an inflate in progress): fn waits for more, moves r->end past them and
+ * returns 1, or returns 0 once no more will come (r->end is then the final end). A read that
+ * fails short of the final end is tried again from where it started once more bytes are in,
+ * so only the complete bytes decide an error, and the message is the one they give. */
+typedef struct {
+    int (*fn)(void *arg, sl_mp_reader *r);
+    void *arg;
+} sl_mp_more;
+
+/* 1 when more bytes came in for r; 0 when none will (m NULL: the bytes were complete). */
+static inline int sl_mp_more_bytes(const sl_mp_more *m, sl_mp_reader *r)
+{
+    return m && m->fn(m->arg, r);
+}
+
 typedef enum {
     SL_MP_NIL,
     SL_MP_BOOL,

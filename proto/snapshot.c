@@ -312,12 +312,13 @@ int sl_snapshot_peek(const unsigned char *bytes, size_t len, int64_t *version,
 
 /* Rows of an entity this node does not know: only their ids and digests are kept (for the
  * hash); each row must still be a map. */
-static int skim_rows(sl_mp_reader *r, const char *name, uint32_t nlen, size_t max_rows,
-                     sl_digest_set *set, char *err, size_t errlen)
+static int skim_rows(sl_mp_reader *r, const sl_mp_more *more, const char *name, uint32_t nlen,
+                     size_t max_rows, sl_digest_set *set, char *err, size_t errlen)
 {
     uint32_t n;
-    if (sl_mp_read_array(r, &n, err, errlen))
-        return -1;
+    for (const unsigned char *at = r->p; sl_mp_read_array(r, &n, err, errlen); r->p = at)
+        if (!sl_mp_more_bytes(more, r))
+            return -1;
     if (n > max_rows) {
         snprintf(err, errlen, "an entity unknown here has %u rows, over the limit of %zu", n,
                  max_rows);
@@ -331,8 +332,10 @@ static int skim_rows(sl_mp_reader *r, const char *name, uint32_t nlen, size_t ma
     for (uint32_t i = 0; i < n; i++) {
         char id[SL_UUID_LEN + 1];
         sl_digest d;
-        if (sl_snapshot_skim_row(r, id, &d, err, errlen))
-            return -1;
+        for (const unsigned char *at = r->p; sl_snapshot_skim_row(r, id, &d, err, errlen);
+             r->p = at)
+            if (!sl_mp_more_bytes(more, r))
+                return -1;
         if (id[0] && sl_row_digests_set(list, id, &d)) {
             snprintf(err, errlen, "out of memory decoding the snapshot");
             return -1;
@@ -352,8 +355,14 @@ static void all_verdicts_free(sl_row_verdict **verdicts, const json_t *cfg)
 }
 
 /* Reads the canonical map into *config (every known entity present, as an array). */
-static int read_canonical(const unsigned char *bytes, size_t len, int64_t env_version,
-                          size_t max_rows, json_t **config, sl_digest_set *set,
+/* Reads with call, again from the same place each time more bytes come in (sl_mp_more). */
+#define READ_MORE(r, more, call)                                                                   \
+    for (const unsigned char *at_ = (r)->p; (call) != 0; (r)->p = at_)                             \
+        if (!sl_mp_more_bytes(more, r))                                                            \
+            goto fail;
+
+static int read_canonical(const unsigned char *bytes, size_t len, const sl_mp_more *more,
+                          int64_t env_version, size_t max_rows, json_t **config, sl_digest_set *set,
                           sl_row_verdict **verdicts, char *err, size_t errlen)
 {
     sl_mp_reader r;
@@ -365,21 +374,18 @@ static int read_canonical(const unsigned char *bytes, size_t len, int64_t env_ve
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    if (sl_mp_read_map(&r, &n, err, errlen))
-        goto fail;
+    READ_MORE(&r, more, sl_mp_read_map(&r, &n, err, errlen));
     for (uint32_t i = 0; i < n; i++) {
         const char *k;
         uint32_t klen;
         int64_t iv;
-        if (sl_mp_read_str(&r, &k, &klen, err, errlen))
-            goto fail;
+        READ_MORE(&r, more, sl_mp_read_str(&r, &k, &klen, err, errlen));
         if (key_is(k, klen, "format")) {
             if (have_format++) {
                 snprintf(err, errlen, "duplicate payload key \"format\"");
                 goto fail;
             }
-            if (sl_mp_read_int(&r, &iv, err, errlen))
-                goto fail;
+            READ_MORE(&r, more, sl_mp_read_int(&r, &iv, err, errlen));
             if (iv != SL_SNAPSHOT_FORMAT) {
                 snprintf(err, errlen, "unsupported canonical format %lld", (long long)iv);
                 goto fail;
@@ -391,8 +397,7 @@ static int read_canonical(const unsigned char *bytes, size_t len, int64_t env_ve
                 snprintf(err, errlen, "duplicate payload key \"version\"");
                 goto fail;
             }
-            if (sl_mp_read_int(&r, &iv, err, errlen))
-                goto fail;
+            READ_MORE(&r, more, sl_mp_read_int(&r, &iv, err, errlen));
             if (iv != env_version) {
                 snprintf(err, errlen, "payload version %lld differs from envelope version %lld",
                          (long long)iv, (long long)env_version);
@@ -408,7 +413,7 @@ static int read_canonical(const unsigned char *bytes, size_t len, int64_t env_ve
                     snprintf(err, errlen, "duplicate entity key %s", set->extra[x].name);
                     goto fail;
                 }
-            if (skim_rows(&r, k, klen, max_rows, set, err, errlen))
+            if (skim_rows(&r, more, k, klen, max_rows, set, err, errlen))
                 goto fail;
             continue;
         }
@@ -416,12 +421,14 @@ static int read_canonical(const unsigned char *bytes, size_t len, int64_t env_ve
             snprintf(err, errlen, "duplicate entity key %s", e->name);
             goto fail;
         }
-        json_t *rows =
-            sl_snapshot_read_rows(&r, e, max_rows, &set->known[ex], &verdicts[ex], err, errlen);
+        json_t *rows = sl_snapshot_read_rows(&r, more, e, max_rows, &set->known[ex], &verdicts[ex],
+                                             err, errlen);
         if (!rows)
             goto fail;
         json_object_set_new_nocheck(cfg, e->name, rows);
     }
+    while (sl_mp_more_bytes(more, &r))
+        ; /* up to the final end */
     if (r.p != r.end) {
         snprintf(err, errlen, "%zu unexpected bytes after the payload", (size_t)(r.end - r.p));
         goto fail;
@@ -439,6 +446,59 @@ fail:
     all_verdicts_free(verdicts, cfg);
     json_decref(cfg);
     return -1;
+}
+
+/* Below this many compressed bytes an inflate is too short to be worth a thread. */
+#define STREAM_MIN ((size_t)256 << 10)
+
+static int stream_more(void *arg, sl_mp_reader *r)
+{
+    size_t have = (size_t)(r->end - r->base);
+    int done;
+    size_t n = sl_inflate_wait(arg, have + 1, &done);
+    r->end = r->base + n;
+    return n > have;
+}
+
+/* Inflates the payload and reads it. A large payload is read while the rest of it is still
+ * being inflated on a thread of its own (the inflate is a tenth of a large decode, and serial).
+ * A damaged compressed stream is reported as such, whatever the read made of its bytes. */
+static int inflate_and_read(const sl_envelope *env, const sl_snapshot_limits *lim, json_t **cfg,
+                            sl_digest_set *set, sl_row_verdict **verdicts, char *err, size_t errlen)
+{
+    sl_inflate_stream *st =
+        env->payload_len >= STREAM_MIN
+            ? sl_inflate_start(env->payload, env->payload_len, lim->max_canonical)
+            : NULL;
+    if (!st) {
+        unsigned char *canon = NULL;
+        size_t clen = 0;
+        if (sl_inflate_bounded(env->payload, env->payload_len, lim->max_canonical, &canon, &clen,
+                               err, errlen))
+            return -1;
+        int rc = read_canonical(canon, clen, NULL, env->version, lim->max_rows, cfg, set, verdicts,
+                                err, errlen);
+        free(canon);
+        return rc;
+    }
+    sl_mp_more more = {stream_more, st};
+    int done;
+    size_t have = sl_inflate_wait(st, 1, &done);
+    int rc = read_canonical(sl_inflate_stream_bytes(st), have, &more, env->version, lim->max_rows,
+                            cfg, set, verdicts, err, errlen);
+    size_t clen;
+    char zerr[256];
+    if (sl_inflate_finish(st, &clen, zerr, sizeof(zerr))) {
+        if (rc == 0) {
+            all_verdicts_free(verdicts, *cfg);
+            json_decref(*cfg);
+            *cfg = NULL;
+        }
+        snprintf(err, errlen, "%s", zerr);
+        rc = -1;
+    }
+    sl_inflate_stream_free(st);
+    return rc;
 }
 
 int sl_snapshot_decode_set(const unsigned char *bytes, size_t len, const sl_snapshot_limits *limits,
@@ -471,14 +531,8 @@ int sl_snapshot_decode_set(const unsigned char *bytes, size_t len, const sl_snap
     if (parse_envelope(bytes, len, &env, 1, err, errlen))
         return -1;
 
-    unsigned char *canon = NULL;
-    size_t clen = 0;
-    if (sl_inflate_bounded(env.payload, env.payload_len, lim.max_canonical, &canon, &clen, err,
-                           errlen))
-        return -1;
     sl_digest_set set;
     if (sl_digest_set_init(&set)) {
-        free(canon);
         snprintf(err, errlen, "out of memory decoding the snapshot");
         return -1;
     }
@@ -486,15 +540,11 @@ int sl_snapshot_decode_set(const unsigned char *bytes, size_t len, const sl_snap
     /* rows are validated as they are read: the checks take the verdicts */
     sl_row_verdict *verdicts[64] = {0};
     if (sl_entity_count > sizeof(verdicts) / sizeof(*verdicts)) {
-        free(canon);
         sl_digest_set_free(&set);
         snprintf(err, errlen, "too many entities in this node's schema");
         return -1;
     }
-    int rc =
-        read_canonical(canon, clen, env.version, lim.max_rows, &cfg, &set, verdicts, err, errlen);
-    free(canon);
-    if (rc) {
+    if (inflate_and_read(&env, &lim, &cfg, &set, verdicts, err, errlen)) {
         sl_digest_set_free(&set);
         return -1;
     }
@@ -582,7 +632,7 @@ int sl_snapshot_payload_hash(const unsigned char *canon, size_t len,
                 goto out;
             continue;
         }
-        if (skim_rows(&r, k, klen, SL_SNAPSHOT_MAX_ROWS, &set, err, sizeof(err)))
+        if (skim_rows(&r, NULL, k, klen, SL_SNAPSHOT_MAX_ROWS, &set, err, sizeof(err)))
             goto out;
     }
     sl_digest_set_hash(&set, hash);

@@ -71,7 +71,8 @@ static json_t *read_one(sl_mp_reader *r, const sl_rows_out *o, unsigned char *se
 
 /* Rows [0, n) one after another. 0, or -1 with err (rows read so far stay in o->rows for the
  * caller to free). */
-static int read_serial(sl_mp_reader *r, const sl_rows_out *o, size_t n, char *err, size_t errlen)
+static int read_serial(sl_mp_reader *r, const sl_mp_more *more, const sl_rows_out *o, size_t n,
+                       char *err, size_t errlen)
 {
     /* which fields a row already set: a duplicate key is refused, not silently replaced */
     unsigned char *seen = malloc(o->e->nfields ? o->e->nfields : 1);
@@ -80,9 +81,16 @@ static int read_serial(sl_mp_reader *r, const sl_rows_out *o, size_t n, char *er
         return -1;
     }
     int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++)
-        if (!(o->rows[i] = read_one(r, o, seen, i, err, errlen)))
-            rc = -1;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const unsigned char *at = r->p;
+        while (!(o->rows[i] = read_one(r, o, seen, i, err, errlen))) {
+            if (!sl_mp_more_bytes(more, r)) {
+                rc = -1;
+                break;
+            }
+            r->p = at;
+        }
+    }
     sl_json_arena_flush();
     free(seen);
     return rc;
@@ -151,7 +159,8 @@ static void *helper_main(void *arg)
     return NULL;
 }
 
-static int read_parallel(sl_mp_reader *r, const sl_rows_out *o, size_t n, char *err, size_t errlen)
+static int read_parallel(sl_mp_reader *r, const sl_mp_more *more, const sl_rows_out *o, size_t n,
+                         char *err, size_t errlen)
 {
     sl_rows_job job = {.out = *o, .n = n, .base = r->base, .bad = n};
     job.starts = malloc((n + 1) * sizeof(*job.starts));
@@ -175,11 +184,18 @@ static int read_parallel(sl_mp_reader *r, const sl_rows_out *o, size_t n, char *
 
     sl_mp_reader skim = *r;
     job.starts[0] = skim.p;
-    for (size_t i = 0; i < n; i++) {
-        if (sl_mp_skip(&skim, err, errlen)) {
-            atomic_store(&job.skim_failed, 1);
-            break;
+    int failed = 0;
+    for (size_t i = 0; i < n && !failed; i++) {
+        while (sl_mp_skip(&skim, err, errlen)) {
+            if (!sl_mp_more_bytes(more, &skim)) {
+                atomic_store(&job.skim_failed, 1);
+                failed = 1;
+                break;
+            }
+            skim.p = job.starts[i];
         }
+        if (failed)
+            break;
         job.starts[i + 1] = skim.p;
         if ((i + 1) % PUBLISH_EVERY == 0 || i + 1 == n)
             atomic_store_explicit(&job.skimmed, i + 1, memory_order_release);
@@ -190,6 +206,7 @@ static int read_parallel(sl_mp_reader *r, const sl_rows_out *o, size_t n, char *
         pthread_join(tid[t], NULL);
     pthread_mutex_destroy(&job.lock);
     free(job.starts);
+    r->end = skim.end; /* what arrived while skimming */
     if (atomic_load(&job.skim_failed)) {
         /* damaged bytes: start over serially, which names the first row that fails */
         for (size_t i = 0; i < n; i++) {
@@ -198,7 +215,7 @@ static int read_parallel(sl_mp_reader *r, const sl_rows_out *o, size_t n, char *
             json_decref(o->v[i].errs);
             memset(&o->v[i], 0, sizeof(o->v[i]));
         }
-        return read_serial(r, o, n, err, errlen);
+        return read_serial(r, more, o, n, err, errlen);
     }
     if (job.bad < n) {
         snprintf(err, errlen, "%s", job.err);
@@ -208,14 +225,15 @@ static int read_parallel(sl_mp_reader *r, const sl_rows_out *o, size_t n, char *
     return 0;
 }
 
-json_t *sl_snapshot_read_rows(sl_mp_reader *r, const sl_entity *e, size_t max_rows,
-                              sl_row_digests *digests, sl_row_verdict **verdicts, char *err,
-                              size_t errlen)
+json_t *sl_snapshot_read_rows(sl_mp_reader *r, const sl_mp_more *more, const sl_entity *e,
+                              size_t max_rows, sl_row_digests *digests, sl_row_verdict **verdicts,
+                              char *err, size_t errlen)
 {
     uint32_t n;
     *verdicts = NULL;
-    if (sl_mp_read_array(r, &n, err, errlen))
-        return NULL;
+    for (const unsigned char *at = r->p; sl_mp_read_array(r, &n, err, errlen); r->p = at)
+        if (!sl_mp_more_bytes(more, r))
+            return NULL;
     if (n > max_rows) {
         snprintf(err, errlen, "%s: %u rows, over the limit of %zu", e->name, n, max_rows);
         return NULL;
@@ -230,7 +248,7 @@ json_t *sl_snapshot_read_rows(sl_mp_reader *r, const sl_entity *e, size_t max_ro
         snprintf(err, errlen, "out of memory decoding %s", e->name);
         goto out;
     }
-    if ((n >= PARALLEL_MIN ? read_parallel : read_serial)(r, &o, n, err, errlen))
+    if ((n >= PARALLEL_MIN ? read_parallel : read_serial)(r, more, &o, n, err, errlen))
         goto out;
     rows = json_array();
     const char *prev = NULL;

@@ -13,15 +13,16 @@
 #include "proto/schema.h"
 #include "proto/snapshot_check.h"
 
-/* Reads the array at r into a new JSON array of e's rows (fields e's schema does not know are
- * dropped), in id order. Each row's digest goes into digests (rows without a usable id get
- * none: the hash check or validation refuses them). *verdicts gets a new array of one verdict
- * per row in the returned order (rows validated while in cache), or NULL when rows had to be
- * put in order (the checks validate them then). More than max_rows rows is refused. Returns
- * NULL with err (naming the first row that fails, as a serial read would). */
-json_t *sl_snapshot_read_rows(sl_mp_reader *r, const sl_entity *e, size_t max_rows,
-                              sl_row_digests *digests, sl_row_verdict **verdicts, char *err,
-                              size_t errlen);
+/* Reads the array at r (more: NULL, or where bytes still to come are waited for) into a new JSON
+ * array of e's rows (fields e's schema does not know are dropped), in id order. Each row's digest
+ * goes into digests (rows without a usable id get none: the hash check or validation refuses them).
+ * *verdicts gets a new array of one verdict per row in the returned order (rows validated while in
+ * cache), or NULL when rows had to be put in order (the checks validate them then). More than
+ * max_rows rows is refused. Returns NULL with err (naming the first row that fails, as a serial
+ * read would). */
+json_t *sl_snapshot_read_rows(sl_mp_reader *r, const sl_mp_more *more, const sl_entity *e,
+                              size_t max_rows, sl_row_digests *digests, sl_row_verdict **verdicts,
+                              char *err, size_t errlen);
 
 /* Frees n verdicts and their errs. NULL is ignored. */
 void sl_row_verdicts_free(sl_row_verdict *v, size_t n);

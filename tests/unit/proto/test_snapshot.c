@@ -139,6 +139,16 @@ static void encode_ok(const json_t *config, int64_t version, sl_snapshot *s)
 }
 
 /* Decodes expecting failure; returns err (static) for message checks. */
+/* config at version encodes to exactly the bytes of s. */
+static void assert_encodes_to(const json_t *config, int64_t version, const sl_snapshot *s)
+{
+    sl_snapshot again;
+    encode_ok(config, version, &again);
+    assert_int_equal(again.len, s->len);
+    assert_memory_equal(again.bytes, s->bytes, s->len);
+    sl_snapshot_free(&again);
+}
+
 static const char *decode_fails(const unsigned char *b, size_t len, const sl_snapshot_limits *lim,
                                 json_t **errors)
 {
@@ -156,17 +166,10 @@ static const char *decode_fails(const unsigned char *b, size_t len, const sl_sna
 
 /* An envelope around arbitrary canonical bytes (correctly hashed and compressed), with the
  * given type and format, so tests can reach the decoder's inner checks. */
-static void make_envelope(const void *canon, size_t clen, int64_t version, const char *type,
-                          int format, const char *hash_override, msgpack_sbuffer *out)
+static void envelope_of_payload(const unsigned char *z, size_t zlen, int64_t version,
+                                const char *type, int format, const char *hash,
+                                msgpack_sbuffer *out)
 {
-    char hash[SL_SHA256_HEX], err[128];
-    unsigned char *z;
-    size_t zlen;
-    /* the config hash of the rows as they are; bytes that are no payload get any hash (the
-     * decoder refuses them before it looks) */
-    if (sl_snapshot_payload_hash(canon, clen, hash))
-        assert_int_equal(sl_sha256_hex(canon, clen, hash), 0);
-    assert_int_equal(sl_deflate(canon, clen, &z, &zlen, err, sizeof(err)), 0);
     msgpack_sbuffer_init(out);
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
@@ -178,10 +181,24 @@ static void make_envelope(const void *canon, size_t clen, int64_t version, const
     sl_mp_pack_cstr(&pk, "version");
     msgpack_pack_int64(&pk, version);
     sl_mp_pack_cstr(&pk, "hash");
-    sl_mp_pack_cstr(&pk, hash_override ? hash_override : hash);
+    sl_mp_pack_cstr(&pk, hash);
     sl_mp_pack_cstr(&pk, "payload");
     msgpack_pack_bin(&pk, zlen);
     msgpack_pack_bin_body(&pk, z, zlen);
+}
+
+static void make_envelope(const void *canon, size_t clen, int64_t version, const char *type,
+                          int format, const char *hash_override, msgpack_sbuffer *out)
+{
+    char hash[SL_SHA256_HEX], err[128];
+    unsigned char *z;
+    size_t zlen;
+    /* the config hash of the rows as they are; bytes that are no payload get any hash (the
+     * decoder refuses them before it looks) */
+    if (sl_snapshot_payload_hash(canon, clen, hash))
+        assert_int_equal(sl_sha256_hex(canon, clen, hash), 0);
+    assert_int_equal(sl_deflate(canon, clen, &z, &zlen, err, sizeof(err)), 0);
+    envelope_of_payload(z, zlen, version, type, format, hash_override ? hash_override : hash, out);
     free(z);
 }
 
@@ -260,11 +277,7 @@ static void test_round_trip(void **state)
     assert_string_equal(ph, s.hash);
 
     /* re-encoding what was decoded gives the same bytes: the DP's cache equals the CP's */
-    sl_snapshot again;
-    encode_ok(out, 42, &again);
-    assert_int_equal(again.len, s.len);
-    assert_memory_equal(again.bytes, s.bytes, s.len);
-    sl_snapshot_free(&again);
+    assert_encodes_to(out, 42, &s);
     json_decref(out);
     json_decref(config);
     sl_snapshot_free(&s);
@@ -792,6 +805,107 @@ static void test_hostile_msgpack(void **state)
 }
 
 /* Large snapshots are validated on several threads: results must not depend on that. */
+/* The compressed payload of an envelope. */
+static void payload_of(const unsigned char *env, size_t len, const unsigned char **z,
+                       uint32_t *zlen)
+{
+    sl_mp_reader r;
+    uint32_t n;
+    char err[128];
+    sl_mp_reader_init(&r, env, len);
+    assert_int_equal(sl_mp_read_map(&r, &n, err, sizeof(err)), 0);
+    for (uint32_t i = 0; i < n; i++) {
+        const char *k;
+        uint32_t klen;
+        assert_int_equal(sl_mp_read_str(&r, &k, &klen, err, sizeof(err)), 0);
+        if (klen == 7 && memcmp(k, "payload", 7) == 0) {
+            assert_int_equal(sl_mp_read_bin(&r, z, zlen, err, sizeof(err)), 0);
+            return;
+        }
+        assert_int_equal(sl_mp_skip(&r, err, sizeof(err)), 0);
+    }
+    fail();
+}
+
+/* A large payload is read while it is still being inflated: the result is the same config,
+ * and damage anywhere in the compressed stream (corrupt, truncated, trailing bytes, over the
+ * bound) is refused with the error a whole inflate gives, not what the read made of it. */
+static void test_large_payload_read_while_inflating(void **state)
+{
+    json_t *config = small_config(0), *routes = json_object_get(config, "routes");
+    uint64_t x = 88172645463325252u; /* ids and paths that do not compress away */
+    for (int i = 0; i < 20000; i++) {
+        char id[64], path[32];
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        snprintf(id, sizeof(id), "%08x-dddd-4ddd-8ddd-%012llx", (unsigned)(x >> 32),
+                 (unsigned long long)(x & 0xffffffffffffull));
+        snprintf(path, sizeof(path), "/s%llx", (unsigned long long)(x >> 20));
+        json_array_append_new(routes, route(id, path, i % 2 ? SVC1 : SVC2));
+    }
+    sl_snapshot s;
+    encode_ok(config, 21, &s);
+    const unsigned char *z;
+    uint32_t zlen;
+    payload_of(s.bytes, s.len, &z, &zlen);
+    assert_true(zlen > 384 * 1024); /* past the 256 KiB that are inflated on a thread */
+    json_t *out = NULL;
+    int64_t v;
+    char hash[SL_SNAPSHOT_HASH_HEX], err[512];
+    assert_int_equal(sl_snapshot_decode(s.bytes, s.len, 0, &out, &v, hash, NULL, err, sizeof(err)),
+                     0);
+    /* the same config: it encodes to the very bytes that were sent */
+    assert_int_equal(json_array_size(json_object_get(out, "routes")), 20002);
+    assert_encodes_to(out, 21, &s);
+    json_decref(out);
+
+    unsigned char *bad = malloc(zlen + 2);
+    const size_t at[] = {zlen / 10, zlen / 2, zlen - zlen / 10, zlen - 2};
+    for (size_t i = 0; i < sizeof(at) / sizeof(*at); i++) {
+        memcpy(bad, z, zlen);
+        bad[at[i]] ^= 0x55;
+        unsigned char *whole = NULL;
+        size_t wlen;
+        char want[256];
+        int wrc = sl_inflate_bounded(bad, zlen, SL_SNAPSHOT_MAX_CANONICAL, &whole, &wlen, want,
+                                     sizeof(want));
+        free(whole);
+        msgpack_sbuffer env;
+        envelope_of_payload(bad, zlen, 21, "snapshot", SL_SNAPSHOT_FORMAT, s.hash, &env);
+        const char *why = decode_fails((unsigned char *)env.data, env.size, NULL, NULL);
+        if (wrc != 0)
+            assert_string_equal(why, want);
+        msgpack_sbuffer_destroy(&env);
+    }
+    struct {
+        size_t len;
+        size_t max_canonical;
+        const char *want;
+    } cases[] = {
+        {zlen / 2, 0, "truncated compressed payload"},
+        {zlen + 2, 0, "2 unexpected bytes after the compressed payload"},
+        {zlen, s.canonical_len - 1, "decompressed payload exceeds the limit of"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        memcpy(bad, z, zlen);
+        bad[zlen] = bad[zlen + 1] = 'x';
+        msgpack_sbuffer env;
+        envelope_of_payload(bad, cases[i].len, 21, "snapshot", SL_SNAPSHOT_FORMAT, s.hash, &env);
+        sl_snapshot_limits lim = {.max_canonical = cases[i].max_canonical};
+        const char *why = decode_fails((unsigned char *)env.data, env.size, &lim, NULL);
+        assert_non_null(strstr(why, cases[i].want));
+        msgpack_sbuffer_destroy(&env);
+    }
+    /* exactly at the bound is not over it */
+    sl_snapshot_limits exact = {.max_canonical = s.canonical_len};
+    assert_int_equal(
+        sl_snapshot_decode_limits(s.bytes, s.len, &exact, &out, &v, hash, NULL, err, sizeof(err)),
+        0);
+    json_decref(out);
+    free(bad);
+    sl_snapshot_free(&s);
+    json_decref(config);
+}
+
 static void test_large_config(void **state)
 {
     json_t *config = small_config(0), *routes = json_object_get(config, "routes");
@@ -952,6 +1066,7 @@ int main(void)
         cmocka_unit_test(test_unknown_fields_and_entities_tolerated),
         cmocka_unit_test(test_hostile_msgpack),
         cmocka_unit_test(test_large_config),
+        cmocka_unit_test(test_large_payload_read_while_inflating),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
