@@ -48,22 +48,29 @@ static chunk_head *chunk_at(size_t i)
     return (chunk_head *)(region + i * CHUNK);
 }
 
-static chunk_head *acquire(void)
+/* A free chunk (one with its pages first), or a fresh one; NULL when the range is used up.
+ * bulk: the thread has filled a chunk already, so it will likely fill this one too: its pages
+ * are taken in one call rather than one page fault each (a fifth of a large decode's time). */
+static chunk_head *acquire(int bulk)
 {
     chunk_head *h = NULL;
+    int paged = 0;
     pthread_mutex_lock(&lock);
     if (nwarm) {
         h = chunk_at(warm[--nwarm]);
+        paged = 1;
     } else if (ncold) {
         h = chunk_at(cold[--ncold]);
     } else if (nfresh < NCHUNKS && mprotect(chunk_at(nfresh), CHUNK, PROT_READ | PROT_WRITE) == 0) {
         h = chunk_at(nfresh++);
     }
     pthread_mutex_unlock(&lock);
-    if (h) {
-        atomic_store_explicit(&h->live, OWNED_BIAS, memory_order_relaxed);
-        atomic_fetch_add_explicit(&used, 1, memory_order_relaxed);
-    }
+    if (!h)
+        return NULL;
+    if (bulk && !paged)
+        madvise(h, CHUNK, MADV_POPULATE_WRITE); /* older kernels refuse it: faults then */
+    atomic_store_explicit(&h->live, OWNED_BIAS, memory_order_relaxed);
+    atomic_fetch_add_explicit(&used, 1, memory_order_relaxed);
     return h;
 }
 
@@ -100,8 +107,9 @@ static void *arena_malloc(size_t n)
         return malloc(n);
     n = (n + 7) & ~(size_t)7; /* jansson's structs need no more than 8-byte alignment */
     if ((size_t)(me.end - me.p) < n) {
+        int bulk = me.chunk != NULL;
         seal();
-        chunk_head *h = acquire();
+        chunk_head *h = acquire(bulk);
         if (!h)
             return malloc(n);
         me.chunk = h;
