@@ -44,7 +44,10 @@ int sl_snapshot_encode(const json_t *config, int64_t version, sl_snapshot *s, ch
 /* Decodes an envelope: checks sizes (max_compressed: 0 means the default), decompresses,
  * verifies the hash, decodes and validates every entity with the schema tables, and checks
  * that every foreign reference resolves. On success *config is a new object shaped like the
- * encoder's input, *version and hash (64 hex + NUL) are set. On failure returns -1, err says
+ * encoder's input (a row's null fields are left out: the bytes cannot tell them from absent
+ * ones, and leaving them out saves memory), *version and hash (64 hex + NUL) are set. A large
+ * payload is read while it is still being inflated, and its rows' JSON comes from the JSON
+ * arena (proto/json_arena.h) when the process installed it. On failure returns -1, err says
  * what is wrong, and *errors (when not NULL) may get an array of per-entity reasons
  * [{"entity": "routes", "id": "...", "errors": {...fields...}}] (caller owns). */
 int sl_snapshot_decode(const unsigned char *bytes, size_t len, size_t max_compressed,

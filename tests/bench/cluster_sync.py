@@ -10,7 +10,7 @@ snapshot and delta sizes, and the control plane's read/apply/encode times and th
 apply time taken from their logs (full snapshots and deltas alike; dp_deltas says how many of
 the data planes' applies were deltas). Then `--joins` data planes join one at a time and
 apply the whole snapshot: join_apply_ms (decode+validate, build, swap, cache write, from the
-joiner's log; medians) is the whole-config apply figure. Not a test: it asserts nothing.
+joiner's log; medians, and the range of join_apply_ms) is the whole-config apply figure. Not a test: it asserts nothing.
 
     SLUICE_BIN_DIR=$PWD/build /usr/bin/python3 tests/bench/cluster_sync.py --sizes 100,10000,100000
 """
@@ -174,6 +174,8 @@ def run_size(pg, certs, n, changes, workdir, joins):
             "join_apply_ms": med(join_apply), "join_decode_ms": med(join_decode),
             "join_build_ms": med(join_build), "join_serving_ms": med(join_serving),
             "joins": len(join_apply),
+            "join_apply_range": ("%.1f-%.1f" % (min(join_apply), max(join_apply))
+                                 if join_apply else None),
         }
     finally:
         for s in sessions:
@@ -203,7 +205,8 @@ def main():
             "canonical_bytes", "delta_bytes", "cp_read_ms", "cp_apply_ms", "cp_encode_ms",
             "dp_deltas", "dp_apply_ms", "dp_decode_ms",
             "dp_build_ms", "dp_swap_ms", "dp_cache_ms", "dp_full_apply_ms", "joins",
-            "join_apply_ms", "join_decode_ms", "join_build_ms", "join_serving_ms"]
+            "join_apply_ms", "join_apply_range", "join_decode_ms", "join_build_ms",
+            "join_serving_ms"]
     print("write -> all 3 data planes serving it, %d changes per size" % args.changes)
     # One block per size: the columns are too many for one line.
     for r in rows:
