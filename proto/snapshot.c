@@ -501,9 +501,7 @@ static int inflate_and_read(const sl_envelope *env, const sl_snapshot_limits *li
     return rc;
 }
 
-int sl_snapshot_decode_set(const unsigned char *bytes, size_t len, const sl_snapshot_limits *limits,
-                           json_t **config, int64_t *version, char hash[SL_SNAPSHOT_HASH_HEX],
-                           sl_digest_set *digests, json_t **errors, char *err, size_t errlen)
+sl_snapshot_limits sl_snapshot_limits_or_defaults(const sl_snapshot_limits *limits)
 {
     sl_snapshot_limits lim = {0};
     if (limits)
@@ -514,6 +512,14 @@ int sl_snapshot_decode_set(const unsigned char *bytes, size_t len, const sl_snap
         lim.max_canonical = SL_SNAPSHOT_MAX_CANONICAL;
     if (!lim.max_rows)
         lim.max_rows = SL_SNAPSHOT_MAX_ROWS;
+    return lim;
+}
+
+int sl_snapshot_decode_set(const unsigned char *bytes, size_t len, const sl_snapshot_limits *limits,
+                           json_t **config, int64_t *version, char hash[SL_SNAPSHOT_HASH_HEX],
+                           sl_digest_set *digests, json_t **errors, char *err, size_t errlen)
+{
+    sl_snapshot_limits lim = sl_snapshot_limits_or_defaults(limits);
     *config = NULL;
     if (errors)
         *errors = NULL;

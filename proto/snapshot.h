@@ -64,6 +64,9 @@ typedef struct {
     size_t max_rows;       /* rows of one entity [SL_SNAPSHOT_MAX_ROWS] */
 } sl_snapshot_limits;
 
+/* limits (NULL: none) with every field left 0 set to its default. */
+sl_snapshot_limits sl_snapshot_limits_or_defaults(const sl_snapshot_limits *limits);
+
 /* sl_snapshot_decode with explicit limits (NULL: all defaults). */
 int sl_snapshot_decode_limits(const unsigned char *bytes, size_t len,
                               const sl_snapshot_limits *limits, json_t **config, int64_t *version,

@@ -564,15 +564,7 @@ void sl_delta_decoded_free(sl_delta_decoded *d)
 int sl_delta_decode(const unsigned char *bytes, size_t len, const sl_snapshot_limits *limits,
                     sl_delta_decoded *d, json_t **errors, char *err, size_t errlen)
 {
-    sl_snapshot_limits lim = {0};
-    if (limits)
-        lim = *limits;
-    if (!lim.max_compressed)
-        lim.max_compressed = SL_SNAPSHOT_MAX_COMPRESSED;
-    if (!lim.max_canonical)
-        lim.max_canonical = SL_SNAPSHOT_MAX_CANONICAL;
-    if (!lim.max_rows)
-        lim.max_rows = SL_SNAPSHOT_MAX_ROWS;
+    sl_snapshot_limits lim = sl_snapshot_limits_or_defaults(limits);
     memset(d, 0, sizeof(*d));
     if (errors)
         *errors = NULL;
