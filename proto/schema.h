@@ -96,9 +96,11 @@ typedef void (*sl_entity_prepare)(const sl_entity *e, json_t *entity, sl_validat
                                   json_t *fields);
 
 /* Runs once the entity is valid: fills derived values and normalizes (targets get ":8000",
- * ca_certificates get cert_digest, key-auth credentials get a random key when absent,
- * basic-auth passwords are hashed unless already hashed). May add messages to fields. */
-typedef void (*sl_entity_finish)(const sl_entity *e, json_t *entity, json_t *fields);
+ * ca_certificates get cert_digest, key-auth credentials get a random key when absent, except
+ * from a snapshot, basic-auth passwords are hashed unless already hashed). May add messages
+ * to fields. */
+typedef void (*sl_entity_finish)(const sl_entity *e, json_t *entity, sl_validate_mode mode,
+                                 json_t *fields);
 
 struct sl_entity {
     const char *name; /* table name and Admin API collection: "services", "keyauth_credentials" */

@@ -885,7 +885,7 @@ void sl_upstreams_fields_check(const sl_entity *e, const json_t *entity, json_t 
 }
 
 /* Kong's targets DAO stores "host:port", adding port 8000 and brackets for IPv6. */
-void sl_targets_finish(const sl_entity *e, json_t *entity, json_t *fields)
+void sl_targets_finish(const sl_entity *e, json_t *entity, sl_validate_mode mode, json_t *fields)
 {
     const char *t = str_of(entity, "target");
     char host[HOST_MAX], out[HOST_MAX + 16];
@@ -958,7 +958,8 @@ void sl_ca_certificates_check(const sl_entity *e, const json_t *entity, json_t *
 }
 
 /* cert_digest: hex sha256 of the DER certificate, always recomputed so it cannot lie. */
-void sl_ca_certificates_finish(const sl_entity *e, json_t *entity, json_t *fields)
+void sl_ca_certificates_finish(const sl_entity *e, json_t *entity, sl_validate_mode mode,
+                               json_t *fields)
 {
     X509 *x = parse_cert(str_of(entity, "cert") ? str_of(entity, "cert") : "");
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -977,13 +978,15 @@ void sl_ca_certificates_finish(const sl_entity *e, json_t *entity, json_t *field
     (void)fields;
 }
 
-/* Kong generates a random key (32 hex characters) when a key-auth credential has none. */
-void sl_keyauth_finish(const sl_entity *e, json_t *entity, json_t *fields)
+/* Kong generates a random key (32 hex characters) when a key-auth credential has none. A data
+ * plane never makes one up: each would make up another, and a credential sent without a key
+ * matches nothing. */
+void sl_keyauth_finish(const sl_entity *e, json_t *entity, sl_validate_mode mode, json_t *fields)
 {
     const json_t *k = json_object_get(entity, "key");
     unsigned char b[16];
     char hex[33];
-    if (k != NULL && !json_is_null(k))
+    if ((k != NULL && !json_is_null(k)) || mode == SL_VALIDATE_CANONICAL)
         return;
     if (sl_random_bytes(b, sizeof b) != 0) {
         field_error(fields, "key", "could not generate a key");
@@ -996,7 +999,7 @@ void sl_keyauth_finish(const sl_entity *e, json_t *entity, json_t *fields)
 }
 
 /* Plain passwords are replaced by their salted hash; stored hashes pass through unchanged. */
-void sl_basicauth_finish(const sl_entity *e, json_t *entity, json_t *fields)
+void sl_basicauth_finish(const sl_entity *e, json_t *entity, sl_validate_mode mode, json_t *fields)
 {
     const char *pw = str_of(entity, "password");
     char hash[SL_PASSWORD_HASH_MAX];

@@ -38,12 +38,13 @@ void sl_routes_prepare(const sl_entity *e, json_t *entity, sl_validate_mode mode
 void sl_routes_fields_check(const sl_entity *e, const json_t *entity, json_t *fields);
 void sl_consumers_check(const sl_entity *e, const json_t *entity, json_t *errors);
 void sl_upstreams_fields_check(const sl_entity *e, const json_t *entity, json_t *fields);
-void sl_targets_finish(const sl_entity *e, json_t *entity, json_t *fields);
+void sl_targets_finish(const sl_entity *e, json_t *entity, sl_validate_mode mode, json_t *fields);
 void sl_certificates_check(const sl_entity *e, const json_t *entity, json_t *errors);
 void sl_ca_certificates_check(const sl_entity *e, const json_t *entity, json_t *errors);
-void sl_ca_certificates_finish(const sl_entity *e, json_t *entity, json_t *fields);
-void sl_keyauth_finish(const sl_entity *e, json_t *entity, json_t *fields);
-void sl_basicauth_finish(const sl_entity *e, json_t *entity, json_t *fields);
+void sl_ca_certificates_finish(const sl_entity *e, json_t *entity, sl_validate_mode mode,
+                               json_t *fields);
+void sl_keyauth_finish(const sl_entity *e, json_t *entity, sl_validate_mode mode, json_t *fields);
+void sl_basicauth_finish(const sl_entity *e, json_t *entity, sl_validate_mode mode, json_t *fields);
 
 /* Host parsing shared by the checks and the data plane. Splits "host[:port]" / "[v6]:port" /
  * bare IPv6. kind: 0 name, 4 IPv4, 6 IPv6. port -1 when absent. host (NUL-terminated, without

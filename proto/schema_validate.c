@@ -547,7 +547,7 @@ int sl_schema_validate(const sl_entity *e, json_t *entity, sl_validate_mode mode
             e->fields_check(e, entity, errs);
     }
     if (json_object_size(errs) == 0 && e->finish != NULL)
-        e->finish(e, entity, errs);
+        e->finish(e, entity, mode, errs);
     int n = count_errors(errs);
     if (n > 0)
         *errors = errs;

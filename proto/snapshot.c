@@ -448,9 +448,6 @@ fail:
     return -1;
 }
 
-/* Below this many compressed bytes an inflate is too short to be worth a thread. */
-#define STREAM_MIN ((size_t)256 << 10)
-
 static int stream_more(void *arg, sl_mp_reader *r)
 {
     size_t have = (size_t)(r->end - r->base);
@@ -467,7 +464,7 @@ static int inflate_and_read(const sl_envelope *env, const sl_snapshot_limits *li
                             sl_digest_set *set, sl_row_verdict **verdicts, char *err, size_t errlen)
 {
     sl_inflate_stream *st =
-        env->payload_len >= STREAM_MIN
+        env->payload_len >= lim->stream_min
             ? sl_inflate_start(env->payload, env->payload_len, lim->max_canonical)
             : NULL;
     if (!st) {
@@ -512,6 +509,8 @@ sl_snapshot_limits sl_snapshot_limits_or_defaults(const sl_snapshot_limits *limi
         lim.max_canonical = SL_SNAPSHOT_MAX_CANONICAL;
     if (!lim.max_rows)
         lim.max_rows = SL_SNAPSHOT_MAX_ROWS;
+    if (!lim.stream_min)
+        lim.stream_min = SL_SNAPSHOT_STREAM_MIN;
     return lim;
 }
 

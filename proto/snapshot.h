@@ -58,10 +58,14 @@ int sl_snapshot_decode(const unsigned char *bytes, size_t len, size_t max_compre
  * uses the defaults; tests use small ones to show each bound holds. */
 #define SL_SNAPSHOT_MAX_ROWS 4000000u /* rows of one entity */
 #define SL_SNAPSHOT_MAX_REASONS 100u  /* per-entity reasons returned in *errors */
+/* below this, an inflate is too short to be worth a thread */
+#define SL_SNAPSHOT_STREAM_MIN (256u * 1024)
 typedef struct {
     size_t max_compressed; /* envelope bytes [SL_SNAPSHOT_MAX_COMPRESSED] */
     size_t max_canonical;  /* decompressed bytes [SL_SNAPSHOT_MAX_CANONICAL] */
     size_t max_rows;       /* rows of one entity [SL_SNAPSHOT_MAX_ROWS] */
+    size_t stream_min;     /* payload bytes from which the payload is read while it is still
+                              being inflated (on a thread of its own) [SL_SNAPSHOT_STREAM_MIN] */
 } sl_snapshot_limits;
 
 /* limits (NULL: none) with every field left 0 set to its default. */

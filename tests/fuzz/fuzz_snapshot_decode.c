@@ -7,6 +7,8 @@
  * hash, which random mutations of an envelope almost never pass.
  * Whatever the input, decoding must return 0 or -1 without crashing, leaking or reading out
  * of bounds; on success the result must re-encode and peek must agree with the decoder.
+ * Every envelope is also decoded while being inflated (as large payloads are), which must
+ * give the very same result or error.
  * Seeds: tests/fuzz/corpus/snapshot/ (valid envelopes, broken ones, canonical payloads). */
 #include <stddef.h>
 #include <stdint.h>
@@ -29,6 +31,23 @@ static void check_decode(const uint8_t *data, size_t size)
     sl_snapshot_limits lim = {.max_canonical = 8u << 20};
     int rc = sl_snapshot_decode_limits(data, size, &lim, &config, &version, hash, &errors, err,
                                        sizeof(err));
+
+    /* Read while inflating (what large payloads get), the same bytes must give the same
+     * answer: the same error, or the same config at the same version and hash. */
+    json_t *streamed = NULL, *serrors = NULL;
+    int64_t sversion = 0;
+    char shash[SL_SNAPSHOT_HASH_HEX], serr[512];
+    sl_snapshot_limits slim = {.max_canonical = lim.max_canonical, .stream_min = 1};
+    int src = sl_snapshot_decode_limits(data, size, &slim, &streamed, &sversion, shash, &serrors,
+                                        serr, sizeof(serr));
+    if (src != rc || (rc != 0 && strcmp(serr, err) != 0) || !serrors != !errors ||
+        (errors && !json_equal(serrors, errors)) ||
+        (rc == 0 &&
+         (sversion != version || strcmp(shash, hash) != 0 || !json_equal(streamed, config))))
+        abort();
+    json_decref(streamed);
+    json_decref(serrors);
+
     if (rc == 0) {
         int64_t pv;
         char ph[SL_SNAPSHOT_HASH_HEX];

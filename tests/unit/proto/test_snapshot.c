@@ -553,10 +553,10 @@ static void test_missing_reference(void **state)
 }
 
 /* A null row member in a snapshot is left out of the decoded row and validation does not put
- * it back. A required field sent as null gets its default when it has one (as from a sender
- * that does not know the field; a gRPC route's strip_path defaults to false) and is refused
- * when it has none. A plugin's nested config is plain JSON: its nulls are kept and its absent
- * members get their defaults. */
+ * it back (nor makes up a key-auth key for it). A required field sent as null gets its default when
+ * it has one (as from a sender that does not know the field; a gRPC route's strip_path defaults to
+ * false) and is refused when it has none. A plugin's nested config is plain JSON: its nulls are
+ * kept and its absent members get their defaults. */
 static void test_null_members(void **state)
 {
     json_t *config = small_config(0);
@@ -566,6 +566,13 @@ static void test_null_members(void **state)
     json_t *kc = json_object_get(json_array_get(json_object_get(config, "plugins"), 0), "config");
     json_object_set_new(kc, "anonymous", json_null());
     json_object_del(kc, "key_in_body");
+    /* a credential sent without a key gets none (an API write would get a random one) */
+    json_t *nokey =
+        stored("keyauth_credentials",
+               json_pack("{s:s, s:s, s:{s:s}}", "id", "77777777-0000-4777-8777-777777777777", "key",
+                         "temporary", "consumer", "id", CONS1));
+    json_object_set_new(nokey, "key", json_null());
+    json_array_append_new(json_object_get(config, "keyauth_credentials"), nokey);
     sl_snapshot s;
     encode_ok(config, 5, &s);
     json_t *out = NULL;
@@ -585,6 +592,10 @@ static void test_null_members(void **state)
         json_object_get(json_array_get(json_object_get(out, "plugins"), 0), "config");
     assert_true(json_is_null(json_object_get(pc, "anonymous")));
     assert_true(json_is_false(json_object_get(pc, "key_in_body")));
+    const json_t *cred = json_array_get(json_object_get(out, "keyauth_credentials"), 1);
+    assert_string_equal(json_string_value(json_object_get(cred, "id")),
+                        "77777777-0000-4777-8777-777777777777");
+    assert_null(json_object_get(cred, "key"));
     json_decref(out);
     sl_snapshot_free(&s);
 
