@@ -21,6 +21,7 @@
 #include "proto/cluster_msg.h"
 #include "proto/digest.h"
 #include "proto/log.h"
+#include "proto/lws_reaper.h"
 #include "proto/version.h"
 
 /* The control plane side of /v1/outlet: libwebsockets on the control plane's own libuv loop
@@ -50,10 +51,9 @@ struct cp_cluster {
     char pin[SL_SHA256_HEX];
     char *cert, *key, *ca;
     char iface[256];
-    unsigned char *scratch; /* LWS_PRE + CHUNK: one write at a time on the loop thread */
-    lws_retry_bo_t idle;    /* ws ping after 15 s idle, hang up after 30 s without a reply */
-    uv_timer_t reaper;      /* after stop: waits for lws to finish, then frees this */
-    int reaper_ticks;
+    unsigned char *scratch;       /* LWS_PRE + CHUNK: one write at a time on the loop thread */
+    lws_retry_bo_t idle;          /* ws ping after 15 s idle, hang up after 30 s without a reply */
+    sl_lws_reaper reaper;         /* after stop: waits for lws to finish, then frees this */
     void (*want_full)(void *arg); /* asks the builder for the newest full snapshot */
     void *want_full_arg;
 };
@@ -879,43 +879,9 @@ json_t *cp_cluster_data_planes(void *arg)
     return c ? cp_registry_list(c->reg) : json_array();
 }
 
-static void reaper_closed(uv_handle_t *h)
+static void reaped(void *arg)
 {
-    cluster_free(h->data);
-}
-
-/* Counts the loop's handles that belong to lws's context (its timers and other static
- * handles carry the context in data). */
-static void count_lws_handle(uv_handle_t *h, void *arg)
-{
-    void **a = arg;
-    if (h->data == a[0])
-        a[1] = (void *)((uintptr_t)a[1] + 1);
-}
-
-static void reaper_tick(uv_timer_t *t)
-{
-    cp_cluster *c = t->data;
-    /* lws 4.1 on a foreign libuv loop stops after the first lws_context_destroy: it closes
-     * every connection and its handles, and then waits to be called again (once those close
-     * callbacks have run) to free the context, which writes NULL to c->ctx. Only then may the
-     * state its callbacks use go. If that never happens, keep the memory rather than risk a
-     * callback into freed state, and let the loop end. */
-    if (c->ctx) {
-        void *a[2] = {c->ctx, NULL};
-        uv_walk(c->loop, count_lws_handle, a);
-        if (a[1] == NULL && c->reaper_ticks >= 1)
-            lws_context_destroy(c->ctx);
-    }
-    if (c->ctx && ++c->reaper_ticks < 300)
-        return;
-    uv_timer_stop(t);
-    if (c->ctx) {
-        sl_warn("cluster: libwebsockets did not finish closing; leaving its state allocated");
-        uv_close((uv_handle_t *)t, NULL);
-        return;
-    }
-    uv_close((uv_handle_t *)t, reaper_closed);
+    cluster_free(arg);
 }
 
 void cp_cluster_stop(cp_cluster *c)
@@ -931,7 +897,5 @@ void cp_cluster_stop(cp_cluster *c)
     /* The disconnections above are queued: write them, then no more rows. */
     cp_dp_table_stop(c->table);
     c->table = NULL;
-    uv_timer_init(c->loop, &c->reaper);
-    c->reaper.data = c;
-    uv_timer_start(&c->reaper, reaper_tick, 0, 10);
+    sl_lws_reaper_start(&c->reaper, c->loop, &c->ctx, NULL, reaped, c, "cluster listener");
 }

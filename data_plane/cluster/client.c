@@ -17,6 +17,7 @@
 #include "proto/snapshot_delta.h"
 #include "proto/digest.h"
 #include "proto/log.h"
+#include "proto/lws_reaper.h"
 #include "proto/uuid.h"
 #include "proto/version.h"
 
@@ -66,8 +67,8 @@ struct dp_cluster_client {
     size_t max_payload;
     struct lws *wsi;
     unsigned attempt;
-    uv_timer_t retry_timer, ping_timer, watchdog, reaper;
-    int reaper_ticks;
+    uv_timer_t retry_timer, ping_timer, watchdog;
+    sl_lws_reaper reaper; /* after stop: waits for lws and getaddrinfo, then frees this */
     uv_getaddrinfo_t gai;
     int gai_active;
     lws_retry_bo_t idle;
@@ -834,42 +835,14 @@ int64_t dp_cluster_client_applying(const dp_cluster_client *c)
     return c ? dp_apply_queue_running_version(c->applying) : -1;
 }
 
-static void reaper_closed(uv_handle_t *h)
+static int gai_pending(void *arg)
 {
-    client_free(h->data);
+    return ((dp_cluster_client *)arg)->gai_active;
 }
 
-/* Counts the loop's handles that belong to lws's context (its static handles carry the
- * context in data). */
-static void count_lws_handle(uv_handle_t *h, void *arg)
+static void reaped(void *arg)
 {
-    void **a = arg;
-    if (h->data == a[0])
-        a[1] = (void *)((uintptr_t)a[1] + 1);
-}
-
-static void reaper_tick(uv_timer_t *t)
-{
-    dp_cluster_client *c = t->data;
-    /* lws 4.1 on a foreign libuv loop stops after the first lws_context_destroy: it closes the
-     * connection and its handles, then waits to be called again (once those close callbacks
-     * ran) to free the context, which writes NULL to c->ctx. Free our state only after that
-     * and after a pending getaddrinfo called back; give up (keeping the memory) after 3 s. */
-    if (c->ctx) {
-        void *a[2] = {c->ctx, NULL};
-        uv_walk(c->loop, count_lws_handle, a);
-        if (a[1] == NULL && c->reaper_ticks >= 1)
-            lws_context_destroy(c->ctx);
-    }
-    if ((c->ctx || c->gai_active) && ++c->reaper_ticks < 300)
-        return;
-    uv_timer_stop(t);
-    if (c->ctx || c->gai_active) {
-        sl_warn("cluster: client did not finish closing; leaving its state allocated");
-        uv_close((uv_handle_t *)t, NULL);
-        return;
-    }
-    uv_close((uv_handle_t *)t, reaper_closed);
+    client_free(arg);
 }
 
 void dp_cluster_client_stop(dp_cluster_client *c)
@@ -886,7 +859,5 @@ void dp_cluster_client_stop(dp_cluster_client *c)
     if (c->gai_active)
         uv_cancel((uv_req_t *)&c->gai);
     lws_context_destroy(c->ctx);
-    uv_timer_init(c->loop, &c->reaper);
-    c->reaper.data = c;
-    uv_timer_start(&c->reaper, reaper_tick, 0, 10);
+    sl_lws_reaper_start(&c->reaper, c->loop, &c->ctx, gai_pending, reaped, c, "cluster client");
 }
