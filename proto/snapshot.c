@@ -362,8 +362,9 @@ static void all_verdicts_free(sl_row_verdict **verdicts, const json_t *cfg)
             goto fail;
 
 static int read_canonical(const unsigned char *bytes, size_t len, const sl_mp_more *more,
-                          int64_t env_version, size_t max_rows, json_t **config, sl_digest_set *set,
-                          sl_row_verdict **verdicts, char *err, size_t errlen)
+                          sl_snapshot_served *served, int64_t env_version, size_t max_rows,
+                          json_t **config, sl_digest_set *set, sl_row_verdict **verdicts, char *err,
+                          size_t errlen)
 {
     sl_mp_reader r;
     uint32_t n;
@@ -421,8 +422,14 @@ static int read_canonical(const unsigned char *bytes, size_t len, const sl_mp_mo
             snprintf(err, errlen, "duplicate entity key %s", e->name);
             goto fail;
         }
-        json_t *rows = sl_snapshot_read_rows(&r, more, e, max_rows, &set->known[ex], &verdicts[ex],
-                                             err, errlen);
+        sl_rows_served had = {
+            .rows = served ? json_object_get(served->config, e->name) : NULL,
+            .digests = served ? &served->digests->known[ex] : NULL,
+        };
+        json_t *rows = sl_snapshot_read_rows(&r, more, served ? &had : NULL, e, max_rows,
+                                             &set->known[ex], &verdicts[ex], err, errlen);
+        if (served)
+            served->taken += had.taken;
         if (!rows)
             goto fail;
         json_object_set_new_nocheck(cfg, e->name, rows);
@@ -460,8 +467,9 @@ static int stream_more(void *arg, sl_mp_reader *r)
 /* Inflates the payload and reads it. A large payload is read while the rest of it is still
  * being inflated on a thread of its own (the inflate is a tenth of a large decode, and serial).
  * A damaged compressed stream is reported as such, whatever the read made of its bytes. */
-static int inflate_and_read(const sl_envelope *env, const sl_snapshot_limits *lim, json_t **cfg,
-                            sl_digest_set *set, sl_row_verdict **verdicts, char *err, size_t errlen)
+static int inflate_and_read(const sl_envelope *env, const sl_snapshot_limits *lim,
+                            sl_snapshot_served *served, json_t **cfg, sl_digest_set *set,
+                            sl_row_verdict **verdicts, char *err, size_t errlen)
 {
     sl_inflate_stream *st =
         env->payload_len >= lim->stream_min
@@ -473,16 +481,16 @@ static int inflate_and_read(const sl_envelope *env, const sl_snapshot_limits *li
         if (sl_inflate_bounded(env->payload, env->payload_len, lim->max_canonical, &canon, &clen,
                                err, errlen))
             return -1;
-        int rc = read_canonical(canon, clen, NULL, env->version, lim->max_rows, cfg, set, verdicts,
-                                err, errlen);
+        int rc = read_canonical(canon, clen, NULL, served, env->version, lim->max_rows, cfg, set,
+                                verdicts, err, errlen);
         free(canon);
         return rc;
     }
     sl_mp_more more = {stream_more, st};
     int done;
     size_t have = sl_inflate_wait(st, 1, &done);
-    int rc = read_canonical(sl_inflate_stream_bytes(st), have, &more, env->version, lim->max_rows,
-                            cfg, set, verdicts, err, errlen);
+    int rc = read_canonical(sl_inflate_stream_bytes(st), have, &more, served, env->version,
+                            lim->max_rows, cfg, set, verdicts, err, errlen);
     size_t clen;
     char zerr[256];
     if (sl_inflate_finish(st, &clen, zerr, sizeof(zerr))) {
@@ -518,6 +526,15 @@ int sl_snapshot_decode_set(const unsigned char *bytes, size_t len, const sl_snap
                            json_t **config, int64_t *version, char hash[SL_SNAPSHOT_HASH_HEX],
                            sl_digest_set *digests, json_t **errors, char *err, size_t errlen)
 {
+    return sl_snapshot_decode_served(bytes, len, limits, NULL, config, version, hash, digests,
+                                     errors, err, errlen);
+}
+
+int sl_snapshot_decode_served(const unsigned char *bytes, size_t len,
+                              const sl_snapshot_limits *limits, sl_snapshot_served *served,
+                              json_t **config, int64_t *version, char hash[SL_SNAPSHOT_HASH_HEX],
+                              sl_digest_set *digests, json_t **errors, char *err, size_t errlen)
+{
     sl_snapshot_limits lim = sl_snapshot_limits_or_defaults(limits);
     *config = NULL;
     if (errors)
@@ -549,7 +566,9 @@ int sl_snapshot_decode_set(const unsigned char *bytes, size_t len, const sl_snap
         snprintf(err, errlen, "too many entities in this node's schema");
         return -1;
     }
-    if (inflate_and_read(&env, &lim, &cfg, &set, verdicts, err, errlen)) {
+    if (served)
+        served->taken = 0;
+    if (inflate_and_read(&env, &lim, served, &cfg, &set, verdicts, err, errlen)) {
         sl_digest_set_free(&set);
         return -1;
     }

@@ -83,6 +83,24 @@ int sl_snapshot_decode_set(const unsigned char *bytes, size_t len, const sl_snap
                            json_t **config, int64_t *version, char hash[SL_SNAPSHOT_HASH_HEX],
                            sl_digest_set *digests, json_t **errors, char *err, size_t errlen);
 
+/* The config a data plane serves: rows of each entity sorted by id (as decoding and deltas
+ * leave them) and the digests they were checked with. */
+typedef struct {
+    const json_t *config;
+    const sl_digest_set *digests;
+    size_t taken; /* out: how many rows were taken over */
+} sl_snapshot_served;
+
+/* sl_snapshot_decode_set taking over from served (NULL: nothing) every row whose bytes hash to
+ * the digest of the served row with the same id: that row is shared, not decoded or validated
+ * again (the same bytes give the same row), so a whole snapshot that changes little costs
+ * little more than hashing it, and a generation built from it can take over the served one's
+ * routes (dp_generation_build_next). */
+int sl_snapshot_decode_served(const unsigned char *bytes, size_t len,
+                              const sl_snapshot_limits *limits, sl_snapshot_served *served,
+                              json_t **config, int64_t *version, char hash[SL_SNAPSHOT_HASH_HEX],
+                              sl_digest_set *digests, json_t **errors, char *err, size_t errlen);
+
 /* sl_snapshot_encode that also hands back every row's digest: per_entity is an array of
  * sl_entity_count lists, zeroed by the caller (free with sl_config_digests_free). */
 int sl_snapshot_encode_digests(const json_t *config, int64_t version, sl_snapshot *s,

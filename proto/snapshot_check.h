@@ -16,6 +16,7 @@ typedef struct {
     int count;
     json_t *errs;
     const char *id; /* the row's id after validation (NULL: none), owned by the row */
+    int taken;      /* the row is a served one, taken over unread (sl_snapshot_decode_served) */
 } sl_row_verdict;
 
 /* Validates row i of entity e into v (what the decoder does while a row is still in cache). */

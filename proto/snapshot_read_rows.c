@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "proto/digest.h"
 #include "proto/json_arena.h"
 #include "proto/snapshot_rows.h"
 #include "proto/sort.h"
@@ -49,15 +50,64 @@ static int sort_rows(json_t *rows)
 /* Where the rows of one array go while they are read. */
 typedef struct {
     const sl_entity *e;
+    const sl_rows_served *served; /* NULL: none */
     json_t **rows;
     sl_digest *d;
     sl_row_verdict *v; /* v[i].id: the row's id once validated (validation may rewrite it) */
 } sl_rows_out;
 
+/* The id a row starts with (canonical rows list "id" first), or "" when it does not. */
+static void first_id(const sl_mp_reader *r, char id[SL_UUID_LEN + 1])
+{
+    sl_mp_reader p = *r;
+    uint32_t m, klen, vlen;
+    const char *k, *v;
+    char err[64];
+    id[0] = '\0';
+    if (sl_mp_read_map(&p, &m, err, sizeof(err)) || m == 0 ||
+        sl_mp_read_str(&p, &k, &klen, err, sizeof(err)) || klen != 2 || memcmp(k, "id", 2) != 0 ||
+        sl_mp_read_str(&p, &v, &vlen, err, sizeof(err)) || vlen > SL_UUID_LEN)
+        return;
+    memcpy(id, v, vlen);
+    id[vlen] = '\0';
+}
+
+/* The served row the row at r is (advancing r past it), or NULL. Same id, same digest: the same
+ * bytes, so decoding and validating them again would give the same row. A row whose id is not
+ * served costs a look-up, not a hash. */
+static json_t *served_row(sl_mp_reader *r, const sl_rows_out *o, size_t i)
+{
+    const sl_row_digests *sd = o->served->digests;
+    char id[SL_UUID_LEN + 1], err[128];
+    first_id(r, id);
+    const sl_digest *had = id[0] ? sl_row_digests_get(sd, id) : NULL;
+    if (!had)
+        return NULL;
+    sl_mp_reader probe = *r;
+    if (sl_mp_skip(&probe, err, sizeof(err)) ||
+        sl_sha256(r->p, (size_t)(probe.p - r->p), o->d[i].b) ||
+        memcmp(had->b, o->d[i].b, sizeof(had->b)) != 0)
+        return NULL;
+    /* the served rows and their digests are in the same id order */
+    json_t *row = json_array_get(o->served->rows, (size_t)(had - sd->digests));
+    const char *rid = json_string_value(json_object_get(row, "id"));
+    if (!rid || strcmp(rid, id) != 0)
+        return NULL;
+    r->p = probe.p;
+    o->v[i].count = 0;
+    o->v[i].errs = NULL;
+    o->v[i].id = rid;
+    o->v[i].taken = 1;
+    return json_incref(row);
+}
+
 /* Reads, validates and notes the id of one row. NULL with err when it cannot be read. */
 static json_t *read_one(sl_mp_reader *r, const sl_rows_out *o, unsigned char *seen, size_t i,
                         char *err, size_t errlen)
 {
+    json_t *had = o->served ? served_row(r, o, i) : NULL;
+    if (had)
+        return had;
     /* the row's tree from the arena; what validation allocates and drops does not go there */
     sl_json_arena_enter();
     json_t *row = sl_snapshot_read_row(r, o->e, seen, &o->d[i], "", (uint32_t)i, err, errlen);
@@ -225,9 +275,9 @@ static int read_parallel(sl_mp_reader *r, const sl_mp_more *more, const sl_rows_
     return 0;
 }
 
-json_t *sl_snapshot_read_rows(sl_mp_reader *r, const sl_mp_more *more, const sl_entity *e,
-                              size_t max_rows, sl_row_digests *digests, sl_row_verdict **verdicts,
-                              char *err, size_t errlen)
+json_t *sl_snapshot_read_rows(sl_mp_reader *r, const sl_mp_more *more, sl_rows_served *served,
+                              const sl_entity *e, size_t max_rows, sl_row_digests *digests,
+                              sl_row_verdict **verdicts, char *err, size_t errlen)
 {
     uint32_t n;
     *verdicts = NULL;
@@ -238,7 +288,11 @@ json_t *sl_snapshot_read_rows(sl_mp_reader *r, const sl_mp_more *more, const sl_
         snprintf(err, errlen, "%s: %u rows, over the limit of %zu", e->name, n, max_rows);
         return NULL;
     }
-    sl_rows_out o = {.e = e};
+    sl_rows_out o = {.e = e,
+                     .served = served && served->digests && served->digests->n &&
+                                       json_array_size(served->rows) == served->digests->n
+                                   ? served
+                                   : NULL};
     o.rows = calloc(n ? n : 1, sizeof(*o.rows));
     o.d = malloc((n ? n : 1) * sizeof(*o.d));
     o.v = calloc(n ? n : 1, sizeof(*o.v));
@@ -255,6 +309,8 @@ json_t *sl_snapshot_read_rows(sl_mp_reader *r, const sl_mp_more *more, const sl_
     int sorted = 1;
     for (; rows && i < n; i++) {
         const char *id = o.v[i].id;
+        if (o.v[i].taken)
+            served->taken++;
         if (json_array_append_new(rows, o.rows[i]) ||
             (id && strlen(id) <= SL_UUID_LEN && sl_row_digests_set(digests, id, &o.d[i]))) {
             i++; /* appended (or freed by a failed append): no longer ours */

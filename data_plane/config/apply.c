@@ -163,11 +163,23 @@ static int apply(const unsigned char *bytes, size_t len, int save, json_t **erro
     char hash[SL_SNAPSHOT_HASH_HEX];
     sl_digest_set digests;
     double t0 = now_ms();
-    if (sl_snapshot_decode_set(bytes, len, NULL, &config, &version, hash, &digests, errors, err,
-                               errlen) != 0)
+    /* Rows the new snapshot has unchanged are taken over from the served config, and so are
+     * their routes: a whole snapshot sent to a data plane that fell behind costs about what
+     * its changes do. */
+    dp_generation *cur = have_digests ? dp_config_current() : NULL;
+    sl_snapshot_served served = {cur ? cur->config : NULL, &current_digests, 0};
+    if (sl_snapshot_decode_served(bytes, len, NULL, cur ? &served : NULL, &config, &version, hash,
+                                  &digests, errors, err, errlen) != 0) {
+        dp_generation_unref(cur);
         return -1;
+    }
     double t1 = now_ms();
-    dp_generation *g = dp_generation_build(config, version, hash, err, errlen);
+    /* Building on the served generation goes route by route on one thread: worth it when it
+     * takes most of them over, else the whole build (in parallel) is faster. */
+    size_t nroutes = json_array_size(json_object_get(config, "routes"));
+    dp_generation *g = dp_generation_build_next(
+        config, version, hash, served.taken * 2 >= nroutes ? cur : NULL, err, errlen);
+    dp_generation_unref(cur);
     json_decref(config);
     if (!g) {
         sl_digest_set_free(&digests);
@@ -188,8 +200,10 @@ static int apply(const unsigned char *bytes, size_t len, int save, json_t **erro
     }
     double t4 = now_ms();
     sl_notice("config version %lld applied (hash %.12s) in %.1f ms: decode+validate %.1f ms, "
-              "build %.1f ms, swap %.1f ms, cache write %.1f ms (%zu bytes)",
-              (long long)version, hash, t4 - t0, t1 - t0, t2 - t1, t3 - t2, t4 - t3, len);
+              "build %.1f ms, swap %.1f ms, cache write %.1f ms (%zu bytes, %zu rows kept from "
+              "the config served before)",
+              (long long)version, hash, t4 - t0, t1 - t0, t2 - t1, t3 - t2, t4 - t3, len,
+              served.taken);
     return 0;
 }
 

@@ -8,6 +8,7 @@ the exact base it has, the full snapshot after it refuses a delta, and no delta 
 that lacks a plugin the config uses."""
 
 import os
+import re
 import ssl
 
 import msgpack
@@ -109,6 +110,37 @@ def test_a_dp_back_after_a_few_changes_catches_up_by_delta(cluster, upstream):
         wait_for(lambda: "config version %d applied" % ver in d.log(),
                  what="version %d applied and logged" % ver)
 
+
+
+def test_a_dp_far_behind_gets_the_whole_snapshot_and_keeps_what_did_not_change(cluster, upstream):
+    """More changes than deltas are worth: the whole snapshot. The data plane takes over the
+    rows it already serves unchanged (the routes here) and reads only the changed one."""
+    start_cp_, start_dp, _ = cluster
+    cp = start_cp_()
+    d = start_dp(cp)
+    expect(cp.post("/services", json={"name": "far", "url": upstream.url}), 201)
+    for i in range(5):
+        expect(cp.post("/services/far/routes", json={"name": "keep%d" % i,
+                                                      "paths": ["/keep%d" % i]}), 201)
+    v = cp_version(cp)
+    wait_for(lambda: d.config_version() == v, what="DP on v%d" % v)
+    assert not d.stop()
+    for i in range(12):
+        expect(cp.patch("/services/far", json={"retries": i}), 200)
+    v2 = cp_version(cp)
+    # once the whole snapshot of v2 is built (a moment after the last change), it is the
+    # lighter way there
+    built = "snapshot version %d built" % v2
+    wait_for(lambda: built in cp.log(), what="snapshot v%d built" % v2)
+    d.start()
+    wait_for(lambda: d.config_version() == v2, what="DP back on v%d" % v2)
+    assert proxied(d, "/keep4/x") == 200
+    applied = "config version %d applied" % v2
+    wait_for(lambda: applied in d.log(), what="version %d applied and logged" % v2)
+    line = [x for x in d.log().splitlines() if applied in x][0]
+    m = re.search(r"(\d+) rows kept from the config served before", line)
+    assert m, "whole snapshot expected, got: " + line
+    assert int(m.group(1)) == 5, line
 
 # ---- a scripted data plane ----
 

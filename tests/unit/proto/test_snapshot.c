@@ -89,29 +89,38 @@ static json_t *with_all_entities(json_t *config)
     return config;
 }
 
-/* What decoding config gives: every entity present, and no row member that is null (canonical
- * bytes cannot tell a null field from an absent one, and the decoder keeps neither). */
-static json_t *as_decoded(json_t *config)
+/* Calls fn for every row of every entity of config. */
+static void each_row(json_t *config, void (*fn)(const char *entity, json_t *row, void *arg),
+                     void *arg)
 {
-    with_all_entities(config);
     const char *name;
     json_t *rows;
     json_object_foreach(config, name, rows)
     {
         size_t i;
         json_t *row;
-        json_array_foreach(rows, i, row)
-        {
-            const char *k;
-            json_t *v;
-            void *tmp;
-            json_object_foreach_safe(row, tmp, k, v)
-            {
-                if (json_is_null(v))
-                    json_object_del(row, k);
-            }
-        }
+        json_array_foreach(rows, i, row) fn(name, row, arg);
     }
+}
+
+static void drop_nulls(const char *entity, json_t *row, void *arg)
+{
+    const char *k;
+    json_t *v;
+    void *tmp;
+    json_object_foreach_safe(row, tmp, k, v)
+    {
+        if (json_is_null(v))
+            json_object_del(row, k);
+    }
+}
+
+/* What decoding config gives: every entity present, and no row member that is null (canonical
+ * bytes cannot tell a null field from an absent one, and the decoder keeps neither). */
+static json_t *as_decoded(json_t *config)
+{
+    with_all_entities(config);
+    each_row(config, drop_nulls, NULL);
     return config;
 }
 
@@ -917,6 +926,107 @@ static void test_large_payload_read_while_inflating(void **state)
     json_decref(config);
 }
 
+/* Decoding with the served config (a data plane that has one) takes over every row the new
+ * snapshot has unchanged: the same object, not decoded again. Changed and new rows are read;
+ * the result is what a plain decode gives. A served digest that does not match the bytes (same
+ * id, other content) is no reason to take a row over. Many rows (read on several threads) too. */
+struct served_rows {
+    const json_t *served;
+    size_t same;
+};
+
+static void count_served(const char *entity, json_t *row, void *arg)
+{
+    struct served_rows *sr = arg;
+    const json_t *old = json_object_get(sr->served, entity);
+    for (size_t j = 0; j < json_array_size(old); j++)
+        sr->same += json_array_get(old, j) == row;
+}
+
+static void check_served(json_t *before, json_t *after, size_t unchanged)
+{
+    sl_snapshot s1, s2;
+    encode_ok(before, 1, &s1);
+    encode_ok(after, 2, &s2);
+    json_t *served = NULL, *plain = NULL, *out = NULL;
+    int64_t v;
+    char hash[SL_SNAPSHOT_HASH_HEX], err[512];
+    sl_digest_set d1, d2, d3;
+    assert_int_equal(sl_snapshot_decode_set(s1.bytes, s1.len, NULL, &served, &v, hash, &d1, NULL,
+                                            err, sizeof(err)),
+                     0);
+    assert_int_equal(sl_snapshot_decode_set(s2.bytes, s2.len, NULL, &plain, &v, hash, &d2, NULL,
+                                            err, sizeof(err)),
+                     0);
+    sl_snapshot_served from = {served, &d1, 0};
+    int rc = sl_snapshot_decode_served(s2.bytes, s2.len, NULL, &from, &out, &v, hash, &d3, NULL,
+                                       err, sizeof(err));
+    if (rc)
+        print_error("decode: %s\n", err);
+    assert_int_equal(rc, 0);
+    assert_string_equal(hash, s2.hash);
+    assert_true(json_equal(out, plain));
+    assert_int_equal(from.taken, unchanged);
+    /* taken over means the very object; the others are new */
+    struct served_rows sr = {served, 0};
+    each_row(out, count_served, &sr);
+    size_t same = sr.same;
+    assert_int_equal(same, unchanged);
+
+    /* the served digests claim other bytes for every row: nothing is taken over */
+    for (size_t x = 0; x < sl_entity_count; x++)
+        for (size_t i = 0; i < d1.known[x].n; i++)
+            d1.known[x].digests[i].b[0] ^= 1;
+    json_t *fresh = NULL;
+    sl_snapshot_served lied = {served, &d1, 0};
+    assert_int_equal(sl_snapshot_decode_served(s2.bytes, s2.len, NULL, &lied, &fresh, &v, hash,
+                                               NULL, NULL, err, sizeof(err)),
+                     0);
+    assert_int_equal(lied.taken, 0);
+    assert_true(json_equal(fresh, plain));
+    json_decref(fresh);
+    json_decref(out);
+    json_decref(plain);
+    json_decref(served);
+    sl_digest_set_free(&d1);
+    sl_digest_set_free(&d2);
+    sl_digest_set_free(&d3);
+    sl_snapshot_free(&s1);
+    sl_snapshot_free(&s2);
+}
+
+static void test_served_rows_taken_over(void **state)
+{
+    /* small: route 2 changed, a route added, the rest (2 services, route 1, a consumer and
+     * its key) unchanged */
+    json_t *before = small_config(0), *after = small_config(0);
+    json_object_set_new(json_array_get(json_object_get(after, "routes"), 1), "paths",
+                        json_pack("[s]", "/two-changed"));
+    json_array_append_new(json_object_get(after, "routes"),
+                          route("77777777-7777-4777-8777-777777777777", "/new", SVC1));
+    check_served(before, after, 5);
+    json_decref(before);
+    json_decref(after);
+
+    /* 5,000 routes, one of them changed, one deleted */
+    before = small_config(0);
+    for (int i = 0; i < 5000; i++) {
+        char id[64], path[32];
+        snprintf(id, sizeof(id), "eeeeeeee-eeee-4eee-8eee-%012d", i);
+        snprintf(path, sizeof(path), "/t%d", i);
+        json_array_append_new(json_object_get(before, "routes"),
+                              route(id, path, i % 2 ? SVC1 : SVC2));
+    }
+    after = json_deep_copy(before);
+    json_t *routes = json_object_get(after, "routes");
+    json_object_set_new(json_array_get(routes, 2500), "paths", json_pack("[s]", "/moved"));
+    json_array_remove(routes, 4000);
+    /* 5,002 routes + 2 services + consumer + key = 5,006 rows; one changed, one gone */
+    check_served(before, after, 5004);
+    json_decref(before);
+    json_decref(after);
+}
+
 static void test_large_config(void **state)
 {
     json_t *config = small_config(0), *routes = json_object_get(config, "routes");
@@ -1077,6 +1187,7 @@ int main(void)
         cmocka_unit_test(test_unknown_fields_and_entities_tolerated),
         cmocka_unit_test(test_hostile_msgpack),
         cmocka_unit_test(test_large_config),
+        cmocka_unit_test(test_served_rows_taken_over),
         cmocka_unit_test(test_large_payload_read_while_inflating),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
