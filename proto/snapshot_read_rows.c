@@ -51,6 +51,7 @@ static int sort_rows(json_t *rows)
 typedef struct {
     const sl_entity *e;
     const sl_rows_served *served; /* NULL: none */
+    int arena;                    /* the rows' trees come from the JSON arena */
     json_t **rows;
     sl_digest *d;
     sl_row_verdict *v; /* v[i].id: the row's id once validated (validation may rewrite it) */
@@ -109,7 +110,8 @@ static json_t *read_one(sl_mp_reader *r, const sl_rows_out *o, unsigned char *se
     if (had)
         return had;
     /* the row's tree from the arena; what validation allocates and drops does not go there */
-    sl_json_arena_enter();
+    if (o->arena)
+        sl_json_arena_enter();
     json_t *row = sl_snapshot_read_row(r, o->e, seen, &o->d[i], "", (uint32_t)i, err, errlen);
     sl_json_arena_leave();
     if (row) {
@@ -288,7 +290,12 @@ json_t *sl_snapshot_read_rows(sl_mp_reader *r, const sl_mp_more *more, sl_rows_s
         snprintf(err, errlen, "%s: %u rows, over the limit of %zu", e->name, n, max_rows);
         return NULL;
     }
+    /* Not from the arena when rows are taken over from a served config: a chunk lives while
+     * any row in it does, so rows kept across many snapshots would pin chunks of rows long
+     * gone. Only a decode that shares nothing (a data plane's first config, mostly) uses it, so
+     * the chunks in use never hold more than one config's rows. */
     sl_rows_out o = {.e = e,
+                     .arena = served == NULL,
                      .served = served && served->digests && served->digests->n &&
                                        json_array_size(served->rows) == served->digests->n
                                    ? served
