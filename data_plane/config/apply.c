@@ -167,6 +167,14 @@ static int apply(const unsigned char *bytes, size_t len, int save, json_t **erro
      * their routes: a whole snapshot sent to a data plane that fell behind costs about what
      * its changes do. */
     dp_generation *cur = have_digests ? dp_config_current() : NULL;
+    if (cur) { /* digests that are not the served config's would take over the wrong rows */
+        char had[SL_SNAPSHOT_HASH_HEX];
+        sl_digest_set_hash(&current_digests, had);
+        if (strcmp(had, cur->hash) != 0) {
+            dp_generation_unref(cur);
+            cur = NULL;
+        }
+    }
     sl_snapshot_served served = {cur ? cur->config : NULL, &current_digests, 0};
     if (sl_snapshot_decode_served(bytes, len, NULL, cur ? &served : NULL, &config, &version, hash,
                                   &digests, errors, err, errlen) != 0) {
@@ -337,8 +345,10 @@ int dp_config_apply_json(json_t *config, int64_t version, const char *hash, char
 {
     pthread_mutex_lock(&apply_lock);
     dp_generation *g = dp_generation_build(config, version, hash, err, errlen);
-    if (g)
+    if (g) {
         release_later(swap_in(g));
+        set_digests(NULL); /* what it serves now has none */
+    }
     pthread_mutex_unlock(&apply_lock);
     return g ? 0 : -1;
 }
@@ -418,11 +428,9 @@ static int load_declarative(const char *path, char *err, size_t errlen)
     free(b);
     if (!config)
         return -1;
-    int rc = dp_config_apply_json(config, 0, hash, err, errlen);
+    int rc = dp_config_apply_json(config, 0, hash, err, errlen); /* no digests: no delta */
     json_decref(config);
-    if (rc == 0)
-        set_digests(NULL); /* no control plane: no delta will ever apply to this */
-    if (rc == 0)           /* the log says which file is served: the DP has no CP to ask */
+    if (rc == 0) /* the log says which file is served: the DP has no CP to ask */
         sl_notice("declarative config %s applied (sha256 %.12s)", path, hash);
     return rc;
 }
