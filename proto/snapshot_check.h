@@ -25,7 +25,7 @@ void sl_snapshot_validate_row(const sl_entity *e, json_t *row, sl_row_verdict *v
 /* Checks cfg ({"<entity>": [rows...]} for every known entity, each array in id order as the
  * decoder leaves it). verdicts is NULL or has one entry per entity (sl_entities order): NULL,
  * or the verdicts of that entity's rows in array order (the decoder validated them; their
- * errs are taken over). Other rows are validated here in place (SL_VALIDATE_JSON), on several
+ * errs are taken over). Other rows are validated here in place (SL_VALIDATE_CANONICAL), on several
  * threads when there are many. Returns the number of violations found (0: valid); *reasons gets a
  * new array of at most SL_SNAPSHOT_MAX_REASONS {"entity", "id", "errors"} objects in entity and row
  * order (validation first, then references), and first the text of the first one. Returns -1 when
