@@ -354,13 +354,14 @@ static void all_verdicts_free(sl_row_verdict **verdicts, const json_t *cfg)
     }
 }
 
-/* Reads the canonical map into *config (every known entity present, as an array). */
 /* Reads with call, again from the same place each time more bytes come in (sl_mp_more). */
 #define READ_MORE(r, more, call)                                                                   \
     for (const unsigned char *at_ = (r)->p; (call) != 0; (r)->p = at_)                             \
         if (!sl_mp_more_bytes(more, r))                                                            \
             goto fail;
 
+/* Reads the canonical map into *config (every known entity present, as an array); rows the
+ * served config has unchanged are taken over (served may be NULL). */
 static int read_canonical(const unsigned char *bytes, size_t len, const sl_mp_more *more,
                           sl_snapshot_served *served, int64_t env_version, size_t max_rows,
                           json_t **config, sl_digest_set *set, sl_row_verdict **verdicts, char *err,
